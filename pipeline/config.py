@@ -1,0 +1,272 @@
+"""The one configuration loader: frozen dataclasses from a TOML file, then ``AUDITVEIL_*`` overrides.
+
+Every setting lives in a section; its environment override is ``AUDITVEIL_<SECTION>_<NAME>``
+in upper case, e.g. ``[pkcs11] token_label`` ↔ ``AUDITVEIL_PKCS11_TOKEN_LABEL`` and
+``[reid] db`` ↔ ``AUDITVEIL_REID_DB``. Precedence: built-in default < file < environment.
+The file is ``--config FILE`` or ``$AUDITVEIL_CONFIG``; without either, defaults and the
+environment apply.
+
+Secrets (the HSM PIN, S3 secret key) are held as :class:`Secret`, whose ``repr`` and ``str``
+never show the value; they are read from the environment or from a file with owner-only
+permissions, never from a command-line argument (which would show in ``ps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "AUDITVEIL_"
+
+
+class Secret:
+    """A secret string that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable so that Beam can ship settings to workers; still never printed.
+        return (Secret, (self._value,))
+
+
+def read_secret_file(path: str, what: str) -> Secret:
+    """Read a secret from a file that only its owner may read."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        raise ConfigError(f"the {what} file does not exist or cannot be read") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"the {what} file is readable by group or others; run chmod 600 on it")
+    return Secret(p.read_text(encoding="utf-8").strip())
+
+
+@dataclass(frozen=True)
+class Pkcs11Settings:
+    """Where the HSM is and which objects in it auditveil uses."""
+
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "auditveil"
+    pin: Secret | None = None
+    pin_file: str | None = None
+    hmac_key_label: str = "auditveil-hmac"
+    custodian_key_label: str = "auditveil-custodian"
+    # RSA-OAEP hash for wrapping DEKs: "sha256" where the HSM supports it; SoftHSM2 2.6 only
+    # accepts "sha1" (still sound for key wrapping). Recorded beside every wrapped DEK.
+    oaep_hash: str = "sha1"
+    key_version: int = 1
+
+    def user_pin(self) -> Secret:
+        if self.pin is not None:
+            return self.pin
+        if self.pin_file:
+            return read_secret_file(self.pin_file, "HSM PIN")
+        raise ConfigError(
+            "no HSM PIN configured: set AUDITVEIL_PKCS11_PIN or pin_file in the [pkcs11] section"
+        )
+
+
+@dataclass(frozen=True)
+class TokeniseSettings:
+    # Bounded per-worker memo of value -> token, so the HSM sees each distinct value ~once.
+    cache_size: int = 500_000
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    policy_dir: str = ""  # empty: the policies shipped in schemas/policy
+    batch_size: int = 20_000  # events per sanitised batch (one Parquet file per partition)
+    split_bytes: int = 16 * 1024 * 1024  # line-delimited inputs are read in ranges of this size
+    workers: int = 0  # 0: one per core
+    max_record_bytes: int = 8 * 1024 * 1024
+    max_decompressed_bytes: int = 1024 * 1024 * 1024  # gzip bomb guard, per file
+    max_depth: int = 64
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: Secret | None = None
+    s3_profile: str = ""
+    s3_path_style: bool = True
+    allow_non_eu: bool = False
+    strict_sovereignty: bool = False
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str = ""
+    group_id: str = "auditveil"
+    start: str = "earliest"  # when the group has no committed offset: earliest | latest
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: Secret | None = None
+    ssl_cafile: str = ""
+    window_seconds: int = 60
+    dedupe_horizon_seconds: int = 86_400
+
+
+@dataclass(frozen=True)
+class ReidSettings:
+    db: str = ""  # empty: SQLite under the state directory; or postgresql://…
+    quorum: int = 2
+    max_tokens: int = 100
+    reveal_uses: int = 1
+    default_expiry_hours: int = 72
+
+
+@dataclass(frozen=True)
+class Settings:
+    pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
+    tokenise: TokeniseSettings = field(default_factory=TokeniseSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    reid: ReidSettings = field(default_factory=ReidSettings)
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """The effective settings as plain data, secrets shown as ``***``."""
+        out: dict[str, dict[str, Any]] = {}
+        for sec in dataclasses.fields(self):
+            section = getattr(self, sec.name)
+            out[sec.name] = {
+                f.name: ("***" if isinstance(v, Secret) else v)
+                for f in dataclasses.fields(section)
+                for v in [getattr(section, f.name)]
+            }
+        return out
+
+
+_SECRET_FIELDS_FORBIDDEN_IN_FILE = {("pkcs11", "pin"), ("storage", "s3_secret_key"), ("kafka", "sasl_password")}
+
+
+def _convert(raw: Any, typ: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if raw is None:
+            return None
+        return _convert(raw, args[0], where)
+    if typ is Secret:
+        return raw if isinstance(raw, Secret) else Secret(str(raw))
+    if typ is bool:
+        if isinstance(raw, bool):
+            return raw
+        s = str(raw).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{where} must be true or false")
+    if typ is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where} must be a whole number")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a whole number") from None
+    if typ is str:
+        if not isinstance(raw, str | int | float):
+            raise ConfigError(f"{where} must be a string")
+        return str(raw)
+    raise ConfigError(f"{where} has an unsupported type")  # pragma: no cover
+
+
+def _section_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def load_settings(path: str | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
+    """Load settings: defaults, then the TOML file (if any), then ``AUDITVEIL_*`` variables."""
+    env = os.environ if env is None else env
+    path = path or env.get("AUDITVEIL_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError("the configuration file does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"the configuration file is not valid TOML ({exc})") from None
+        except OSError:
+            raise ConfigError("the configuration file cannot be read") from None
+    top_types = _section_types(Settings)
+    unknown = set(data) - set(top_types)
+    if unknown:
+        raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in the configuration file")
+    sections: dict[str, Any] = {}
+    for sec_name, sec_type in top_types.items():
+        raw_sec = data.get(sec_name, {})
+        if not isinstance(raw_sec, dict):
+            raise ConfigError(f"[{sec_name}] must be a table")
+        hints = _section_types(sec_type)
+        unknown_keys = set(raw_sec) - set(hints)
+        if unknown_keys:
+            raise ConfigError(f"unknown setting {sec_name}.{sorted(unknown_keys)[0]} in the configuration file")
+        kwargs: dict[str, Any] = {}
+        for name, typ in hints.items():
+            where = f"{sec_name}.{name}"
+            if name in raw_sec:
+                if (sec_name, name) in _SECRET_FIELDS_FORBIDDEN_IN_FILE:
+                    raise ConfigError(
+                        f"{where} must not be written in the configuration file; "
+                        f"use the environment variable or the matching *_file setting"
+                    )
+                kwargs[name] = _convert(raw_sec[name], typ, where)
+            env_name = f"{ENV_PREFIX}{sec_name}_{name}".upper()
+            if env_name in env:
+                kwargs[name] = _convert(env[env_name], typ, env_name)
+        sections[sec_name] = sec_type(**kwargs)
+    settings = Settings(**sections)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.pkcs11.oaep_hash not in ("sha1", "sha256"):
+        raise ConfigError("pkcs11.oaep_hash must be sha1 or sha256")
+    if s.pkcs11.key_version < 1:
+        raise ConfigError("pkcs11.key_version must be 1 or more")
+    if s.tokenise.cache_size < 0:
+        raise ConfigError("tokenise.cache_size must not be negative")
+    if s.pipeline.batch_size < 1:
+        raise ConfigError("pipeline.batch_size must be 1 or more")
+    if s.reid.quorum < 1:
+        raise ConfigError("reid.quorum must be 1 or more")
+    if s.kafka.start not in ("earliest", "latest"):
+        raise ConfigError("kafka.start must be earliest or latest")
+
+
+def with_overrides(settings: Settings, section: str, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some fields of one section replaced."""
+    return dataclasses.replace(settings, **{section: dataclasses.replace(getattr(settings, section), **changes)})

@@ -1,0 +1,175 @@
+"""The HSM boundary: one PKCS#11 session and the few operations auditveil asks of it.
+
+Nothing here ever reads key material out of the token. The HMAC key is a generic secret
+with ``CKA_SENSITIVE=true`` and ``CKA_EXTRACTABLE=false``; the custodians' RSA private key is
+the same. The pipeline asks the HSM for ``CKM_SHA256_HMAC`` signatures; the re-identification
+service asks it to RSA-OAEP-decrypt wrapped data keys. The custodians' *public* key is read
+out (it is public) so that workers can wrap data keys in software.
+
+Every PKCS#11 exception is translated into :class:`HsmUnavailable` or :class:`KeyNotFound`
+here, with a message that names the operation but not the PIN, nor any data.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pipeline.config import Pkcs11Settings
+from pipeline.errors import ConfigError, HsmUnavailable, KeyNotFound
+
+_LIBS: dict[str, Any] = {}
+_LIBS_LOCK = threading.Lock()
+
+
+def _load_library(path: str) -> Any:
+    import pkcs11
+
+    with _LIBS_LOCK:
+        lib = _LIBS.get(path)
+        if lib is None:
+            try:
+                lib = pkcs11.lib(path)
+            except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error):
+                raise HsmUnavailable(
+                    "the PKCS#11 module cannot be loaded; check AUDITVEIL_PKCS11_MODULE "
+                    "(is softhsm2 or your HSM client installed?)"
+                ) from None
+            _LIBS[path] = lib
+        return lib
+
+
+def hmac_key_label(settings: Pkcs11Settings, version: int | None = None) -> str:
+    return f"{settings.hmac_key_label}-k{version or settings.key_version}"
+
+
+def oaep_params(hash_name: str) -> tuple[Any, Any, None]:
+    from pkcs11 import MGF, Mechanism
+
+    if hash_name == "sha1":
+        return (Mechanism.SHA_1, MGF.SHA1, None)
+    if hash_name == "sha256":
+        return (Mechanism.SHA256, MGF.SHA256, None)
+    raise ConfigError("pkcs11.oaep_hash must be sha1 or sha256")
+
+
+class HsmSession:
+    """An open, logged-in session on the configured token. Not picklable, by design."""
+
+    def __init__(self, settings: Pkcs11Settings, *, rw: bool = False) -> None:
+        import pkcs11
+
+        self._settings = settings
+        lib = _load_library(settings.module)
+        pin = settings.user_pin()
+        try:
+            token = lib.get_token(token_label=settings.token_label)
+        except pkcs11.exceptions.NoSuchToken:
+            raise HsmUnavailable(
+                "no HSM token has the configured label; check AUDITVEIL_PKCS11_TOKEN_LABEL "
+                "or initialise the token"
+            ) from None
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM token cannot be reached") from None
+        try:
+            self._session = token.open(user_pin=pin.reveal(), rw=rw)
+        except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinInvalid, pkcs11.exceptions.PinLenRange):
+            raise HsmUnavailable("the HSM refused the PIN; check AUDITVEIL_PKCS11_PIN") from None
+        except pkcs11.exceptions.PinLocked:
+            raise HsmUnavailable("the HSM PIN is locked; ask the HSM security officer to unlock it") from None
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("a session on the HSM token cannot be opened") from None
+        self._hmac_keys: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an HSM session cannot be pickled; open one in DoFn.setup()")
+
+    @property
+    def raw(self) -> Any:
+        """The python-pkcs11 session, for key management only."""
+        return self._session
+
+    def close(self) -> None:
+        try:
+            self._session.close()
+        except Exception:  # noqa: S110 - closing a dead session must not mask the real error
+            pass
+
+    def __enter__(self) -> HsmSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def _find_one(self, label: str, object_class: Any) -> Any:
+        import pkcs11
+
+        try:
+            objs = list(self._session.get_objects({
+                pkcs11.Attribute.LABEL: label, pkcs11.Attribute.CLASS: object_class,
+            }))
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM did not answer a key lookup") from None
+        if not objs:
+            raise KeyNotFound("a key auditveil needs is not in the HSM token; run `auditveil keys init`")
+        if len(objs) > 1:
+            raise HsmUnavailable("the HSM token holds two keys with one of auditveil's labels; remove the copy")
+        return objs[0]
+
+    def find(self, label: str, object_class: Any) -> Any | None:
+        try:
+            return self._find_one(label, object_class)
+        except KeyNotFound:
+            return None
+
+    def hmac_key(self, version: int) -> Any:
+        import pkcs11
+
+        key = self._hmac_keys.get(version)
+        if key is None:
+            key = self._find_one(hmac_key_label(self._settings, version), pkcs11.ObjectClass.SECRET_KEY)
+            self._hmac_keys[version] = key
+        return key
+
+    # -- operations --------------------------------------------------------------------------
+
+    def hmac_sha256(self, version: int, data: bytes) -> bytes:
+        """CKM_SHA256_HMAC over ``data`` with HMAC key ``version``, computed inside the HSM."""
+        import pkcs11
+
+        key = self.hmac_key(version)
+        try:
+            with self._lock:
+                return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM refused or failed an HMAC operation") from None
+
+    def custodian_public_key_der(self) -> bytes:
+        """The custodians' RSA public key as DER SubjectPublicKeyInfo (public material)."""
+        import pkcs11
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
+
+        pub = self._find_one(self._settings.custodian_key_label, pkcs11.ObjectClass.PUBLIC_KEY)
+        try:
+            n = int.from_bytes(pub[pkcs11.Attribute.MODULUS], "big")
+            e = int.from_bytes(pub[pkcs11.Attribute.PUBLIC_EXPONENT], "big")
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM did not return the custodians' public key") from None
+        key = RSAPublicNumbers(e, n).public_key()
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def unwrap_dek(self, wrapped: bytes, oaep_hash: str) -> bytes:
+        """RSA-OAEP-decrypt a wrapped data key with the custodians' private key, inside the HSM."""
+        import pkcs11
+
+        priv = self._find_one(self._settings.custodian_key_label, pkcs11.ObjectClass.PRIVATE_KEY)
+        try:
+            with self._lock:
+                return bytes(priv.decrypt(wrapped, mechanism=pkcs11.Mechanism.RSA_PKCS_OAEP,
+                                          mechanism_param=oaep_params(oaep_hash)))
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM could not unwrap a data key") from None
