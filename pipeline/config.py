@@ -140,8 +140,11 @@ class ReidSettings:
     db: str = ""  # empty: SQLite under the state directory; or postgresql://…
     quorum: int = 2
     max_tokens: int = 100
-    reveal_uses: int = 1
+    reveal_uses: int = 1  # reveals allowed per approved request; 0: unlimited within the window
+    reveal_window_minutes: int = 0  # >0: reveals only within this many minutes of approval
+    reveal_rate_per_minute: int = 10  # HTTP service: reveals per caller per minute
     default_expiry_hours: int = 72
+    lookup: str = ""  # the lookup-vault location the reveal opens (path or s3:// URI)
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("pipeline.batch_size must be 1 or more")
     if s.reid.quorum < 1:
         raise ConfigError("reid.quorum must be 1 or more")
+    if s.reid.max_tokens < 1 or s.reid.reveal_uses < 0 or s.reid.reveal_window_minutes < 0:
+        raise ConfigError("reid.max_tokens must be 1 or more; reid.reveal_* must not be negative")
+    if s.reid.reveal_uses == 0 and s.reid.reveal_window_minutes == 0:
+        raise ConfigError("reid.reveal_uses 0 (unlimited) needs a reid.reveal_window_minutes bound")
     if s.kafka.start not in ("earliest", "latest"):
         raise ConfigError("kafka.start must be earliest or latest")
 
