@@ -2,7 +2,8 @@
 
 Only :meth:`pipeline.reid.workflow.Reid.reveal` calls :func:`lookup_opener`'s result, inside
 the transaction that has just checked the request. The custodians' RSA private key never
-leaves the HSM; unwrapped DEKs live in memory for one reveal only.
+leaves the HSM; unwrapped DEKs live in memory for one reveal only, and the HSM session is
+opened for the reveal and closed after it.
 
 For each token: the first entry whose DEK unwraps and whose ciphertext authenticates (the
 token is the associated data) gives the value. A token with entries whose DEKs have all been
@@ -12,6 +13,7 @@ reported as having *no entry*.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
@@ -22,6 +24,10 @@ from pipeline.lookup.envelope import open_sealed
 from pipeline.lookup.store import find_entries, load_dek
 from pipeline.reid.workflow import Opened, Opener
 from pipeline.storage.fs import resolve
+
+# python-pkcs11 refuses a second logged-in session on one token in one process
+# (CKR_USER_ALREADY_LOGGED_IN), so reveals in this process take turns; they are rare.
+_HSM_TURN = threading.Lock()
 
 
 def lookup_opener(lookup_uri: str, pkcs11: Pkcs11Settings, storage: StorageSettings | None = None) -> Opener:
@@ -36,7 +42,7 @@ def lookup_opener(lookup_uri: str, pkcs11: Pkcs11Settings, storage: StorageSetti
         values: dict[str, str] = {}
         unrecoverable: list[str] = []
         deks: dict[str, bytes | None] = {}
-        with HsmSession(pkcs11) as hsm:
+        with _HSM_TURN, HsmSession(pkcs11) as hsm:
             for token in sorted(set(tokens)):
                 for entry in found.get(token, []):
                     if entry.dek_id not in deks:
