@@ -119,6 +119,9 @@ class StorageSettings:
     s3_path_style: bool = True
     allow_non_eu: bool = False
     strict_sovereignty: bool = False
+    s3_retry_seconds: int = 60  # keep retrying 5xx / timeouts / refused connections this long
+    s3_timeout_seconds: int = 30  # per request (connect: at most 10)
+    jurisdiction_file: str = ""  # empty: schemas/jurisdiction.toml shipped with auditveil
 
 
 @dataclass(frozen=True)
