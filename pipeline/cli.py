@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue  # an optional command group that is not installed
             raise
         add: Any = getattr(module, "add_commands", None)
         if add is not None:
@@ -85,8 +85,11 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("apache_beam", "kafka", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.WARNING)
+    # Libraries log tracebacks that can quote data; auditveil reports their failures itself.
+    for noisy in ("apache_beam", "kafka", "botocore", "urllib3", "root"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: record.name.startswith("pipeline"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

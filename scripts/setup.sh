@@ -44,7 +44,7 @@ if [[ ! -f "$stamp" ]]; then
     touch "$stamp"
 fi
 # Always point the editable install at this checkout (cheap; CI clones into a new folder).
-if ! "$AUDITVEIL_VENV/bin/python" - "$ROOT" <<'PYEOF' 2>/dev/null
+if [[ ! -x "$AUDITVEIL_VENV/bin/auditveil" ]] || ! (cd / && "$AUDITVEIL_VENV/bin/python" - "$ROOT" <<'PYEOF') 2>/dev/null
 import sys, pathlib, pipeline
 sys.exit(0 if pathlib.Path(pipeline.__file__).resolve().parent.parent == pathlib.Path(sys.argv[1]).resolve() else 1)
 PYEOF

@@ -1,0 +1,1 @@
+"""Running auditveil: the Beam batch pipeline, its CLI, progress and run summary."""

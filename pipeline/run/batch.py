@@ -1,0 +1,135 @@
+"""Build and run the batch pipeline.
+
+Locally it runs on Beam's portable FnApiRunner (what Beam's DirectRunner uses for batch), with
+one worker process per core (``pipeline.workers``), chosen explicitly so that nothing tries to
+download a runner binary. ``--runner`` and other Beam options can be passed through to run the
+same pipeline elsewhere (FlinkRunner, PrismRunner, …).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.errors import AuditveilError, HsmUnavailable, SinkError
+from pipeline.run.stages import METRICS_NAMESPACE, Pseudonymise, StageConfig
+from pipeline.sources.files import ReadTask
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    counters: dict[str, int]
+    seconds: float
+    workers: int
+
+
+def pipeline_options(workers: int, beam_args: Sequence[str] = ()) -> PipelineOptions:
+    opts: dict[str, Any] = {}
+    if not any(a.startswith("--runner") for a in beam_args):
+        # The worker processes come from _local_runner's environment, not from Beam's
+        # multi_processing mode, so that they start with auditveil's safe logging.
+        opts["direct_num_workers"] = workers
+        opts["direct_running_mode"] = "in_memory"
+    return PipelineOptions(list(beam_args), **opts)
+
+
+def build_pipeline(tasks: Sequence[ReadTask], config: StageConfig, options: PipelineOptions,
+                   runner: Any = None) -> beam.Pipeline:
+    """The batch pipeline graph: read tasks are spread over workers, then pseudonymised."""
+    p = beam.Pipeline(runner=runner, options=options)
+    _ = (
+        p
+        | "Plan" >> beam.Create(list(tasks))
+        | "Spread" >> beam.Reshuffle()
+        | "Pseudonymise" >> Pseudonymise(config)
+    )
+    return p
+
+
+def _local_runner(workers: int) -> Any:
+    """Beam's FnApiRunner; with several workers, each is a subprocess of pipeline.run.worker."""
+    import sys
+
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.transforms import environments
+
+    if workers <= 1:
+        return fn_runner.FnApiRunner()
+    env = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m pipeline.run.worker")
+    return fn_runner.FnApiRunner(default_environment=env)
+
+
+_ERROR_NAMES = re.compile(r"\b(HsmUnavailable|KeyNotFound|SinkError|ConfigError)\b")
+
+
+def _translate(exc: BaseException) -> AuditveilError:
+    """A worker failure → one of our errors, without echoing the runner's text (which quotes
+    stack frames and could quote data)."""
+    if isinstance(exc, AuditveilError):
+        return exc
+    found = _ERROR_NAMES.findall(str(exc))
+    if "HsmUnavailable" in found or "KeyNotFound" in found:
+        return HsmUnavailable(
+            "the HSM became unavailable during the run; auditveil stopped (fail closed). Files already "
+            "written are complete; re-run the same command to finish"
+        )
+    if "SinkError" in found:
+        return SinkError("an output location failed during the run; nothing partial is visible. Re-run to finish")
+    return AuditveilError(
+        f"the pipeline failed in a worker ({type(exc).__name__}); re-run with the same inputs to finish"
+    )
+
+
+def run_batch(tasks: Sequence[ReadTask], config: StageConfig, *, workers: int, beam_args: Sequence[str] = (),
+              on_tick: Callable[[], None] | None = None) -> BatchResult:
+    """Run the pipeline to completion; ``on_tick`` is called about twice a second meanwhile."""
+    options = pipeline_options(workers, beam_args)
+    runner = None if any(a.startswith("--runner") for a in beam_args) else _local_runner(workers)
+    p = build_pipeline(tasks, config, options, runner)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result = p.run()
+            result.wait_until_finish()
+            outcome["result"] = result
+        except BaseException as exc:  # noqa: BLE001 - translated below, in the caller's thread
+            outcome["error"] = exc
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=target, name="auditveil-pipeline", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+        if on_tick is not None:
+            on_tick()
+    seconds = time.perf_counter() - start
+    if "error" in outcome:
+        raise _translate(outcome["error"]) from None
+    return BatchResult(collect_counters(outcome["result"]), seconds, workers)
+
+
+def collect_counters(result: Any) -> dict[str, int]:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counters: dict[str, int] = {}
+    try:
+        query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    except (AttributeError, NotImplementedError):
+        return counters
+    for c in query.get("counters", []):
+        value = c.committed if c.committed is not None else c.attempted
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
+    return counters
+
+
+def default_workers(configured: int) -> int:
+    return configured if configured > 0 else max(1, os.cpu_count() or 1)

@@ -1,0 +1,270 @@
+"""Apply the field policy to normalised records: the only place raw values become output values.
+
+For each record: normalise (per-source adapter) → for each schema column apply the column rule
+(keep / tokenise / generalise / drop; not named = drop) → walk the leftover source fields and
+apply the ``[extra]`` allow-list (not named = drop, counted) → one output row. Values a policy
+*keeps* still pass a safety net: anything shaped like an identifier (e-mail, IP, ARN with an
+account, access key id, account id) is tokenised in domain ``xtr`` instead, and counted.
+
+Rows accumulate column-wise and come out as one Arrow table per batch, with the partition
+columns ``source`` and ``event_date`` appended. Tokens minted on the way are left on the
+tokeniser's ``pending`` list for the lookup vault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from pipeline.normalise import NORMALISERS, leftovers
+from pipeline.sanitise.generalise import GENERALISERS
+from pipeline.sanitise.policy import Policy, Rule
+from pipeline.scan.patterns import looks_identifying
+from pipeline.schema import COLUMNS, EVENT_SCHEMA, MAP_COLUMNS, NULL_PARTITION
+from pipeline.sources.records import Record, Rejected
+from pipeline.tokenise.tokeniser import Tokeniser
+
+_SAFE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_:.\-]{0,63}$")
+_VAULT_HMAC_PREFIX = "hmac-sha256:"
+# Domains whose token label includes the field name, so customer_id in a context column and in
+# an extra field get the same token.
+_SUBJECT_MAP_DOMAINS = frozenset(("ctx", "meta"))
+_NORMALISE_FAILURES = (TypeError, ValueError, AttributeError, KeyError, RecursionError, OverflowError)
+_STRING_COLUMNS = frozenset(
+    c for c in COLUMNS if c not in MAP_COLUMNS and c not in ("event_time", "read_only", "resources", "extra")
+)
+
+
+@dataclass
+class SanitisedBatch:
+    table: pa.Table
+    rejected: list[Rejected]
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+
+
+class _TimeParser:
+    """ISO-8601 → aware UTC datetime, memoised (CloudTrail times repeat at one-second grain)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, dt.datetime | None] = {}
+
+    def __call__(self, value: Any) -> dt.datetime | None:
+        if not isinstance(value, str):
+            return None
+        hit = self._memo.get(value, False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        parsed = self._parse(value)
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        self._memo[value] = parsed
+        return parsed
+
+    @staticmethod
+    def _parse(value: str) -> dt.datetime | None:
+        text = value.strip()
+        if len(text) > 40:
+            return None
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        # Python's parser takes at most 6 fractional digits; Vault writes 9.
+        if "." in text:
+            head, _, tail = text.partition(".")
+            digits = len(tail) - len(tail.lstrip("0123456789"))
+            text = f"{head}.{tail[:min(digits, 6)].ljust(6, '0')}{tail[digits:]}"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        parsed = parsed.astimezone(dt.UTC)
+        if not 1970 <= parsed.year <= 9999:
+            return None
+        return parsed
+
+
+class Sanitiser:
+    """Turns records into pseudonymised rows with one tokeniser (one HSM session)."""
+
+    def __init__(self, policies: dict[str, Policy], tokeniser: Tokeniser) -> None:
+        self._policies = policies
+        self._tok = tokeniser
+        self._time = _TimeParser()
+        self._names: dict[str, str] = {}
+        self._kept_ok: dict[str, bool] = {}
+
+    # -- value rules ----------------------------------------------------------------------------
+
+    def tokenise(self, domain: str, value: str, sub: str = "") -> str:
+        return self._tok.tokenise(domain, value, sub)
+
+    def _safe_name(self, name: str) -> str:
+        out = self._names.get(name)
+        if out is None:
+            ok = bool(_SAFE_NAME.match(name)) and not looks_identifying(name)
+            out = name if ok else self._tok.tokenise("ctxk", name)
+            if len(self._names) < 50_000:
+                self._names[name] = out
+        return out
+
+    def _keep(self, text: str, counts: Counter[str]) -> str:
+        ok = self._kept_ok.get(text)
+        if ok is None:
+            ok = not looks_identifying(text)
+            if len(text) <= 64 and len(self._kept_ok) < 200_000:
+                self._kept_ok[text] = ok
+        if ok:
+            return text
+        counts["kept_values_tokenised"] += 1
+        return self._tok.tokenise("xtr", text)
+
+    def _value(self, rule: Rule, value: Any, policy: Policy, counts: Counter[str], sub: str = "") -> str | None:
+        """Apply ``rule`` to one scalar; None means dropped."""
+        if value is None:
+            return None
+        if isinstance(value, dict | list) and rule.action == "keep":
+            counts["dropped_fields"] += 1
+            return None
+        text = _text(value)
+        if text.startswith(_VAULT_HMAC_PREFIX):
+            if policy.vault_hmac == "drop":
+                counts["dropped_fields"] += 1
+                return None
+            if policy.vault_hmac == "tokenise":
+                return self._tok.tokenise("vhm", text)
+            return text  # "keep": already a keyed hash, by the operator's choice
+        action = rule.action
+        if action == "keep":
+            return self._keep(text, counts)
+        if action == "tokenise":
+            return self._tok.tokenise(rule.domain, text, sub)
+        if action == "generalise":
+            return GENERALISERS[rule.generaliser](text, self.tokenise)
+        counts["dropped_fields"] += 1
+        return None
+
+    def _map(self, rule: Rule, value: Any, policy: Policy, counts: Counter[str]) -> list[tuple[str, str]] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            counts["dropped_fields"] += 1
+            return None
+        out: list[tuple[str, str]] = []
+        for k, v in value.items():
+            if v is None:
+                continue
+            name = self._safe_name(str(k))
+            if rule.action == "tokenise" and k in rule.keep_values_of:
+                cell = self._value(Rule("keep"), v, policy, counts)
+            else:
+                cell = self._value(rule, v, policy, counts, sub=name)
+            if cell is not None:
+                out.append((name, cell))
+        return out
+
+    def _resources(self, rule: Rule, value: Any, policy: Policy, counts: Counter[str]) -> list[dict[str, Any]] | None:
+        if not isinstance(value, list):
+            return None
+        out = []
+        keep = Rule("keep")
+        for r in value:
+            kind = self._value(keep, r.get("type"), policy, counts)
+            ref = self._value(rule, r.get("ref"), policy, counts)
+            if kind is not None or ref is not None:
+                out.append({"type": kind, "ref": ref})
+        return out
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _row(self, rec: Record, policy: Policy, cols: dict[str, list[Any]], counts: Counter[str]) -> str:
+        raw, consumed = NORMALISERS[rec.kind](rec.payload)
+        rules = policy.columns
+        drop = Rule("drop")
+        out: dict[str, Any] = {}
+        for name in _STRING_COLUMNS:
+            value = raw.get(name)
+            out[name] = None if value is None else self._value(rules.get(name, drop), value, policy, counts)
+        for name in MAP_COLUMNS:
+            value = raw.get(name)
+            out[name] = None if value is None else self._map(rules.get(name, drop), value, policy, counts)
+        ts = raw.get("event_time")
+        event_time = self._time(ts) if "event_time" in rules and rules["event_time"].action == "keep" else None
+        if ts is not None and event_time is None:
+            counts["unparsed_times"] += 1
+        out["event_time"] = event_time
+        ro = raw.get("read_only")
+        out["read_only"] = ro if isinstance(ro, bool) and "read_only" in rules else None
+        res = raw.get("resources")
+        out["resources"] = None if res is None else self._resources(rules.get("resources", drop), res, policy, counts)
+        out["extra"] = self._extra(rec.payload, consumed, policy, counts)
+        for name in COLUMNS:
+            cols[name].append(out[name])
+        return event_time.date().isoformat() if event_time is not None else NULL_PARTITION
+
+    def _extra(self, payload: dict[str, Any], consumed: Any, policy: Policy, counts: Counter[str]) -> str | None:
+        extra: dict[str, Any] = {}
+        for path, value in leftovers(payload, consumed):
+            rule = policy.extra_rule(path)
+            if rule is None or rule.action == "drop":
+                counts["dropped_fields"] += 1
+                continue
+            key = path
+            sub = ""
+            if path not in policy.extra_exact:
+                for prefix, _ in policy.extra_prefixes:
+                    if path.startswith(prefix):
+                        sub = self._safe_name(path[len(prefix):])
+                        key = prefix + sub
+                        break
+            elif rule.domain in _SUBJECT_MAP_DOMAINS:
+                sub = path.rsplit(".", 1)[-1].removesuffix("[]")
+            cell = self._value(rule, value, policy, counts, sub=sub)
+            if cell is None:
+                continue
+            if key.endswith("[]"):
+                extra.setdefault(key, []).append(cell)
+            else:
+                extra[key] = cell
+        return orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode("utf-8") if extra else None
+
+    def sanitise(self, records: Iterable[Record]) -> SanitisedBatch:
+        cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        sources: list[str] = []
+        dates: list[str] = []
+        rejected: list[Rejected] = []
+        counts: Counter[str] = Counter()
+        for rec in records:
+            counts[f"events_in.{rec.kind}"] += 1
+            policy = self._policies[rec.kind]
+            mark = len(cols["event_id"])
+            try:
+                date = self._row(rec, policy, cols, counts)
+            except _NORMALISE_FAILURES:
+                for name in COLUMNS:  # undo a half-appended row
+                    del cols[name][mark:]
+                rejected.append(Rejected("normalise", rec.kind, rec.position, orjson.dumps(rec.payload)))
+                counts["dead_letters.normalise"] += 1
+                continue
+            sources.append(rec.kind)
+            dates.append(date)
+            counts[f"events_out.{rec.kind}"] += 1
+        arrays = [pa.array(cols[f.name], type=f.type) for f in EVENT_SCHEMA]
+        arrays += [pa.array(sources, pa.string()), pa.array(dates, pa.string())]
+        schema = EVENT_SCHEMA.append(pa.field("source", pa.string())).append(pa.field("event_date", pa.string()))
+        return SanitisedBatch(pa.Table.from_arrays(arrays, schema=schema), rejected, counts)

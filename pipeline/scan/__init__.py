@@ -1,0 +1,1 @@
+"""The leak scanner: proves that no identifier reached an output file."""

@@ -1,0 +1,41 @@
+"""Shapes of identifiers that must never appear in clear in auditveil's output.
+
+Used twice: by the leak scanner over every output byte, and by the sanitiser as a safety net
+on values a policy *keeps* (an e-mail address typed into an event name is tokenised, not kept).
+"""
+
+from __future__ import annotations
+
+import re
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "arn_with_account": re.compile(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:\d{12}:"),
+    "aws_access_key": re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA|APKA)[A-Z0-9]{12,}(?![A-Z0-9])"),
+    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    "ipv4": re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"),
+    "ipv6": re.compile(
+        r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
+        r"|(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:?){0,6}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
+    ),
+    "account_id": re.compile(r"(?<![\d.])\d{12}(?![\d.])"),
+}
+
+_ANY = re.compile("|".join(f"(?:{p.pattern})" for p in PATTERNS.values()))
+_SAFE_CHARS = "0123456789abcdefABCDEF-"
+
+
+def looks_identifying(value: str) -> bool:
+    """True if ``value`` contains anything shaped like an identifier (fast path for UUIDs)."""
+    if len(value) <= 40 and not value.strip(_SAFE_CHARS):
+        # Pure hex-and-dash strings (UUIDs, request ids) up to 40 characters. A 12-digit account
+        # id is all digits, so it is checked separately.
+        return len(value) == 12 and value.isdigit()
+    return _ANY.search(value) is not None
+
+
+def find_identifiers(text: str) -> list[tuple[str, int]]:
+    """Every (pattern name, offset) found in ``text`` — never the matched text itself."""
+    hits: list[tuple[str, int]] = []
+    for name, pat in PATTERNS.items():
+        hits.extend((name, m.start()) for m in pat.finditer(text))
+    return hits
