@@ -10,7 +10,8 @@ the CLI. Reveals are rate-limited per caller (``reid.reveal_rate_per_minute``).
 The OpenAPI document is served at ``/openapi.json`` (and readable docs at ``/docs``).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the real Annotated[...] objects of
+# the dependencies defined inside create_app().
 
 import threading
 import time
