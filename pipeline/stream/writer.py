@@ -1,0 +1,302 @@
+"""Exactly-once output per partition: buffer, cut the unbroken prefix, write, then commit.
+
+One keyed, stateful DoFn per topic partition (key ``topic/partition``). Messages wait in
+state until the event-time window they fall in closes (the watermark passes its end), or
+until ``pipeline.batch_size`` of them are buffered. A flush then takes the unbroken run of
+messages from the next uncommitted offset (see :mod:`pipeline.stream.chain`), decodes them
+with the batch pipeline's decoder, drops upstream duplicates, sanitises them with the batch
+sanitiser (tokens from the HSM), and writes, in this order:
+
+1. sealed lookup entries (unique names; entries are only ever added),
+2. the flush record naming every file about to be written (see :mod:`pipeline.stream.flushes`),
+3. sealed dead letters, then the events, Hive-partitioned, under deterministic names,
+
+and only then commits the offset after the run. If the commit fails (broker away), no further
+flush of that partition is written until it succeeds, so at most one flush per partition is
+ever beyond the committed offset, and a replay overwrites exactly that one.
+
+Late events (behind an already flushed window) are not dropped: the writer keeps everything in
+the global window and writes late events with the next flush, counted as ``late_events``. If
+the HSM fails, the flush raises :class:`~pipeline.errors.HsmUnavailable`: nothing of that flush
+is written, nothing is committed, the pipeline stops (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (
+    BagStateSpec,
+    ReadModifyWriteStateSpec,
+    TimerSpec,
+    on_timer,
+)
+from apache_beam.utils.timestamp import Timestamp
+
+from pipeline.config import Settings
+from pipeline.errors import HsmUnavailable
+from pipeline.stream.chain import Split, ready_prefix
+from pipeline.stream.dedupe import event_key, shared_memo
+from pipeline.stream.flushes import (
+    flush_stem,
+    read_record,
+    record_path,
+    relative_path,
+    replace_earlier_attempt,
+    write_record,
+)
+from pipeline.stream.messages import KafkaMessage
+from pipeline.stream.status import BOARD, NAMESPACE, count
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Everything a streaming worker needs, all picklable; the custodians' *public* key only."""
+
+    settings: Settings
+    bootstrap: str
+    out_uri: str
+    lookup_uri: str
+    custodian_public_key_der: bytes
+    window_seconds: int
+    fmt: str = "auto"
+
+
+class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
+    BUFFER = BagStateSpec("buffer", PickleCoder())
+    BUFFERED = ReadModifyWriteStateSpec("buffered", VarIntCoder())
+    NEXT = ReadModifyWriteStateSpec("next", VarIntCoder())  # next offset not yet durable
+    PENDING = ReadModifyWriteStateSpec("pending", VarIntCoder())  # durable, commit not yet accepted
+    TIMER_AT = ReadModifyWriteStateSpec("timer_at", VarIntCoder())  # micros of the pending flush
+    FLUSHED_TO = ReadModifyWriteStateSpec("flushed_to", VarIntCoder())  # micros: windows closed so far
+    FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def __init__(self, config: StreamConfig) -> None:
+        self._config = config
+        self._window_us = max(1, config.window_seconds) * 1_000_000
+
+    def setup(self) -> None:
+        from pipeline.sanitise import Sanitiser, load_policies
+        from pipeline.sources.decode import Limits
+        from pipeline.storage.fs import resolve
+        from pipeline.stream.offsets import OffsetCommitter
+        from pipeline.tokenise import HsmMacBackend, Tokeniser
+
+        s = self._config.settings
+        try:
+            backend = HsmMacBackend(s.pkcs11)
+        except HsmUnavailable:
+            BOARD.set_hsm_down(True)
+            log.error("the HSM is unavailable; the stream writes nothing until it is back (fail closed)")
+            raise
+        self._tokeniser = Tokeniser(backend, s.tokenise.cache_size)
+        self._sanitiser = Sanitiser(load_policies(s.pipeline.policy_dir), self._tokeniser)
+        self._limits = Limits(s.pipeline.max_record_bytes, s.pipeline.max_decompressed_bytes)
+        self._out = resolve(self._config.out_uri, s.storage)
+        self._lookup = resolve(self._config.lookup_uri, s.storage)
+        self._committer = OffsetCommitter(s.kafka, self._config.bootstrap)
+        self._memo = shared_memo(s.kafka.dedupe_horizon_seconds)
+        self._hit_rate = Metrics.gauge(NAMESPACE, "cache_hit_permille")
+
+    def teardown(self) -> None:
+        for name in ("_tokeniser", "_committer"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: S110 - closing is best effort
+                    pass
+
+    def process(
+        self,
+        item: tuple[str, KafkaMessage],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        buffer: Any = beam.DoFn.StateParam(BUFFER),
+        buffered: Any = beam.DoFn.StateParam(BUFFERED),
+        next_offset: Any = beam.DoFn.StateParam(NEXT),
+        pending: Any = beam.DoFn.StateParam(PENDING),
+        timer_at: Any = beam.DoFn.StateParam(TIMER_AT),
+        flushed_to: Any = beam.DoFn.StateParam(FLUSHED_TO),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
+    ) -> Iterator[Any]:
+        _, msg = item
+        buffer.add(msg)
+        n = (buffered.read() or 0) + 1
+        buffered.write(n)
+        count("messages_in")
+        ts = int(timestamp.micros)
+        closed = flushed_to.read()
+        if closed is not None and ts < closed:
+            count("late_messages")
+        window_end = (ts // self._window_us + 1) * self._window_us
+        if closed is not None and window_end <= closed:
+            window_end = closed + self._window_us  # a late message rides with the next flush
+        current = timer_at.read()
+        if current is None or window_end < current:
+            flush.set(Timestamp(micros=window_end))
+            timer_at.write(window_end)
+        if n >= self._config.settings.pipeline.batch_size:
+            self._flush(msg.topic, msg.partition, buffer, buffered, next_offset, pending)
+        return iter(())
+
+    @on_timer(FLUSH)
+    def on_flush(
+        self,
+        key: Any = beam.DoFn.KeyParam,
+        fired: Any = beam.DoFn.TimestampParam,
+        buffer: Any = beam.DoFn.StateParam(BUFFER),
+        buffered: Any = beam.DoFn.StateParam(BUFFERED),
+        next_offset: Any = beam.DoFn.StateParam(NEXT),
+        pending: Any = beam.DoFn.StateParam(PENDING),
+        timer_at: Any = beam.DoFn.StateParam(TIMER_AT),
+        flushed_to: Any = beam.DoFn.StateParam(FLUSHED_TO),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
+    ) -> Iterator[Any]:
+        topic, _, part = str(key).rpartition("/")
+        fired_us = int(fired.micros)
+        flushed_to.write(max(fired_us, flushed_to.read() or 0))
+        timer_at.clear()
+        count("window_flushes")
+        self._flush(topic, int(part), buffer, buffered, next_offset, pending)
+        if (buffered.read() or 0) > 0 or pending.read() is not None:
+            again = fired_us + self._window_us
+            flush.set(Timestamp(micros=again))
+            timer_at.write(again)
+        BOARD.maybe_log()
+        return iter(())
+
+    # -- the flush ------------------------------------------------------------------------------
+
+    def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any, next_offset: Any,
+               pending: Any) -> None:
+        waiting_commit = pending.read()
+        if waiting_commit is not None:
+            if not self._committer.commit(topic, partition, waiting_commit):
+                count("commit_failures")
+                return  # never write beyond an uncommitted flush
+            pending.clear()
+        messages = list(buffer.read())
+        start = next_offset.read()
+        if start is None:
+            start = self._committer.committed(topic, partition)
+        split = ready_prefix(messages, start)
+        if split.stale:
+            count("replayed_below_commit", split.stale)
+        if split.ready:
+            self._write(topic, partition, split)
+            next_offset.write(split.end)
+        buffer.clear()
+        for m in split.waiting:
+            buffer.add(m)
+        buffered.write(len(split.waiting))
+        if split.ready and not self._committer.commit(topic, partition, split.end):
+            count("commit_failures")
+            pending.write(split.end)
+
+    def _write(self, topic: str, partition: int, split: Split) -> None:
+        from pipeline.sinks import write_dead_letters, write_events, write_lookup
+        from pipeline.sinks.dead_letters import DEAD_LETTER_DIR
+        from pipeline.sinks.events import partition_dir
+        from pipeline.sources.decode import decode
+        from pipeline.sources.records import Record, Rejected
+
+        started = time.monotonic()
+        records: list[Record] = []
+        rejected: list[Rejected] = []
+        duplicates = skipped = 0
+        for m in split.ready:
+            position = f"kafka {topic}/{partition}@{m.offset}"
+            for index, item in enumerate(decode(m.value, self._config.fmt, position, self._limits)):
+                if isinstance(item, Record):
+                    place = (topic, partition, m.offset, index)
+                    if self._memo.is_duplicate(event_key(item.kind, item.payload), place, m.timestamp_ms):
+                        duplicates += 1
+                    else:
+                        records.append(item)
+                elif isinstance(item, Rejected):
+                    rejected.append(item)
+                else:
+                    skipped += 1
+        calls, hits = self._tokeniser.hsm_calls, self._tokeniser.cache_hits
+        try:
+            batch = self._sanitiser.sanitise(records)
+        except HsmUnavailable:
+            BOARD.set_hsm_down(True)
+            log.error("the HSM became unavailable; this flush is not written and no offset is committed "
+                      "(fail closed)")
+            log.error("%s", BOARD.line())
+            self._tokeniser.drain()
+            raise
+        entries = self._tokeniser.drain()
+        s = self._config.settings
+        der = self._config.custodian_public_key_der
+        out = self._out
+        stem = flush_stem(topic, partition, split.ready[0].offset)
+        # 1. sealed lookup entries: added under a unique name, never overwritten
+        written_entries = write_lookup(self._lookup, der, s.pkcs11.oaep_hash, entries,
+                                       f"{stem}-{uuid.uuid4().hex[:12]}")
+        # 2. the flush record, naming every file this attempt (and any earlier one) writes
+        rejected_all = rejected + batch.rejected
+        planned: set[str] = set()
+        if batch.table.num_rows:
+            pairs = set(zip(batch.table.column("source").to_pylist(),
+                            batch.table.column("event_date").to_pylist(), strict=True))
+            planned = {relative_path(out, partition_dir(out, src, day) + f"/part-{stem}.parquet")
+                       for src, day in pairs}
+        if rejected_all:
+            planned.add(f"{DEAD_LETTER_DIR}/part-{stem}.parquet")
+        rec_path = record_path(out, topic, partition, split.ready[0].offset)
+        earlier = read_record(out, rec_path)
+        write_record(out, rec_path, earlier | planned, split.end)
+        # 3. dead letters and events, deterministic names
+        dead = write_dead_letters(out, self._lookup, der, s.pkcs11.oaep_hash, rejected_all, stem)
+        files = write_events(out, batch.table, stem)
+        removed = replace_earlier_attempt(out, rec_path, earlier | planned, planned, split.end)
+        rows = sum(f.rows for f in files)
+        calls = self._tokeniser.hsm_calls - calls
+        hits = self._tokeniser.cache_hits - hits
+        count("flushes")
+        count("events_in", len(records) + duplicates)
+        count("events_out", rows)
+        count("dead_letters", dead)
+        count("duplicates_dropped", duplicates)
+        count("skipped", skipped)
+        count("hsm_calls", calls)
+        count("cache_hits", hits)
+        count("lookup_entries", written_entries)
+        count("files_written", len(files))
+        count("files_replaced_from_earlier_attempt", removed)
+        total = self._tokeniser.hsm_calls + self._tokeniser.cache_hits
+        if total:
+            self._hit_rate.set(int(1000 * self._tokeniser.cache_hits / total))
+        BOARD.set_hsm_down(False)
+        log.debug("flushed %d messages in %.2fs", len(split.ready), time.monotonic() - started)
+
+
+class WriteExactlyOnce(beam.PTransform):  # type: ignore[misc]
+    """Keyed by partition → the stateful writer (see module docstring)."""
+
+    def __init__(self, config: StreamConfig) -> None:
+        super().__init__()
+        self._config = config
+
+    def expand(self, messages: Any) -> Any:
+        from pipeline.stream.messages import partition_key
+
+        return (
+            messages
+            | "ByPartition" >> beam.Map(lambda m: (partition_key(m.topic, m.partition), m))
+            .with_output_types(tuple[str, Any])
+            | "Write" >> beam.ParDo(_WriteExactlyOnce(self._config))
+        )
