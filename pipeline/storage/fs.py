@@ -194,10 +194,18 @@ def list_files(loc: Location, path: str, suffix: str = "") -> list[str]:
 def check_writable(loc: Location) -> None:
     """Fail early, with a clear sentence, when the bucket is missing or the credentials are bad.
 
-    On S3 this is one cheap ``HeadBucket``; on a local disk, the directory is created.
+    On S3 this is one cheap ``ListObjectsV2`` (one key); on a local disk, the directory is created.
     """
     if not loc.is_s3:
         ensure_dir(loc, loc.base)
+        return
+    check_reachable(loc, "reach the output bucket")
+
+
+def check_reachable(loc: Location, what: str = "reach the bucket") -> None:
+    """On S3, fail with a clear sentence when the bucket is missing or the credentials are bad
+    (listing a missing bucket through pyarrow would just look empty). Local: nothing to do."""
+    if not loc.is_s3:
         return
     bucket, key = _split(loc.base)
     client = s3client.client(loc.storage or StorageSettings())
@@ -212,7 +220,7 @@ def check_writable(loc: Location) -> None:
                 return  # a write-only credential may not list; the first write will tell
             raise
 
-    retry.call(probe, storage=loc.storage, what="reach the output bucket")
+    retry.call(probe, storage=loc.storage, what=what)
 
 
 def _discard(loc: Location, path: str) -> None:
