@@ -58,7 +58,7 @@ def revoke_key(db: Database, key_id: str, actor: str) -> None:
 
 
 def list_keys(db: Database) -> list[dict[str, str | None]]:
-    with db.transaction() as tx:
+    with db.transaction(write=False) as tx:
         rows = tx.all("SELECT key_id, identity, role, created_at, revoked_at FROM api_keys "
                       "ORDER BY created_at")
     cols = ("key_id", "identity", "role", "created_at", "revoked_at")
@@ -66,7 +66,7 @@ def list_keys(db: Database) -> list[dict[str, str | None]]:
 
 
 def active_key_count(db: Database) -> int:
-    with db.transaction() as tx:
+    with db.transaction(write=False) as tx:
         row = tx.one("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
     return int(row[0]) if row else 0
 
@@ -78,7 +78,7 @@ def authenticate(db: Database, presented: str) -> Caller | None:
     key_id, sep, secret = presented[len(PREFIX):].partition("_")
     if not sep or len(key_id) != 16 or not secret:
         return None
-    with db.transaction() as tx:
+    with db.transaction(write=False) as tx:
         row = tx.one("SELECT secret_hash, identity, role FROM api_keys "
                      "WHERE key_id = ? AND revoked_at IS NULL", (key_id,))
     if row is None:

@@ -144,7 +144,8 @@ class Database:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, write: bool = True) -> Iterator[Tx]:
+        """One transaction; ``write=False`` for reads (SQLite then does not take the write lock)."""
         conn = self._connect()
         if self.postgres:
             import psycopg
@@ -157,7 +158,7 @@ class Database:
             return
         cur = conn.cursor()
         try:
-            cur.execute("BEGIN IMMEDIATE")
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield Tx(cur, False)
         except BaseException as exc:
             conn.rollback()

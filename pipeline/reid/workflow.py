@@ -158,7 +158,7 @@ class Reid:
         return fp
 
     def custodians(self) -> list[dict[str, str]]:
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             rows = tx.all("SELECT name, fingerprint, enrolled_at FROM custodians ORDER BY name")
         return [{"name": r[0], "fingerprint": r[1], "enrolled_at": r[2]} for r in rows]
 
@@ -200,14 +200,14 @@ class Reid:
         return self.get(facts.id)
 
     def get(self, request_id: str) -> Request:
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             req = self._load(tx, request_id, lock=False)
         if req is None:
             raise ReidRefused("there is no request with this id")
         return req
 
     def requests(self) -> list[Request]:
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             ids = [r[0] for r in tx.all("SELECT id FROM requests ORDER BY created_at, id")]
             return [r for i in ids if (r := self._load(tx, i, lock=False)) is not None]
 
@@ -387,7 +387,7 @@ class Reid:
         self._audit(actor, action, tokens=tokens, detail=detail)
 
     def log(self) -> tuple[list[dict[str, Any]], tuple[int, str]]:
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             return auditlog.read_all(tx)
 
     def verify_log(self, expect_head: str = "") -> auditlog.Verdict:
