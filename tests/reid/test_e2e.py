@@ -155,3 +155,49 @@ def test_cli_entry_point_in_a_subprocess(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 6 and "valid approval(s)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.e2e
+def test_serve_over_tls_from_the_cli(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """`auditveil serve` as a user starts it: HTTPS on loopback, API key from `reid apikey add`."""
+    import socket
+    import ssl
+    import time
+
+    import httpx
+
+    env = {**cli_env, "PYTHONPATH": str(ROOT), "AUDITVEIL_STATE_DIR": str(tmp_path / "state")}
+    run = [sys.executable, "-c", LAUNCHER]
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    done = subprocess.run([*run, "reid", "apikey", "add", "ivan", "--role", "investigator"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    api_key = done.stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([*run, "serve", "--port", str(port), "--lookup", str(tmp_path / "lookup"),
+                               "--tls-cert", str(cert), "--tls-key", str(key)],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        trust = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trust, timeout=5) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    assert c.get("/healthz").status_code == 200
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                    assert time.monotonic() < deadline, "the service did not start"
+                    time.sleep(0.2)
+            assert c.get("/v1/whoami").status_code == 401
+            who = c.get("/v1/whoami", headers={"Authorization": f"Bearer {api_key}"})
+            assert who.json() == {"identity": "ivan", "role": "investigator"}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
