@@ -43,7 +43,7 @@ def make_events(n: int, day: str, seed: int = 0, start_id: int = 0) -> pa.Table:
             "actor_account": token("acct", "1"),
             "actor_access_key": token("akid", str(user)),
             "actor_attributes": None,
-            "source_ip": token("ip", str(rnd.randrange(3) if rnd.random() < 0.95 else 99 + user)),
+            "source_ip": token("ip", str(rnd.randrange(3) if rnd.random() < 0.98 else 99 + user)),
             "user_agent": "aws-sdk-java/2.20.0",
             "encryption_context": [("resource_type", rnd.choice(["health_record", "invoice"])),
                                    ("customer_id", token("ctx", str(rnd.randrange(100))))],
