@@ -146,6 +146,21 @@ def mark_done(loc: fs.Location | str, uri: str, version: str, *, records: int | 
     fs.write_bytes_atomic(loc, path, orjson.dumps(doc))
 
 
+def mark_all_done(out_uri: str, storage: StorageSettings | None, inputs: Iterable[InputVersion],
+                  threads: int = 16) -> int:
+    """Write the markers of many inputs whose output is durable (e.g. after a successful run).
+
+    Markers are independent objects, so they are written in parallel; returns how many.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    loc = fs.resolve(out_uri, storage)
+    items = list(inputs)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(lambda i: mark_done(loc, i.uri, i.version), items))
+    return len(items)
+
+
 def pending_inputs(out_uri: str, storage: StorageSettings | None, inputs: Sequence[InputT]) -> list[InputT]:
     """Shortcut: the inputs not yet recorded in ``out_uri``'s manifest."""
     return Manifest(out_uri, storage).pending(inputs)
