@@ -20,6 +20,11 @@ from pipeline.errors import ConfigError, HsmUnavailable, KeyNotFound
 
 _LIBS: dict[str, Any] = {}
 _LIBS_LOCK = threading.Lock()
+# PKCS#11 login state belongs to the process, not to a session: a second C_Login fails with
+# CKR_USER_ALREADY_LOGGED_IN and any C_Logout logs every session out. So each process holds
+# one "anchor" session per token that carries the login, reference-counted; working sessions
+# are opened without a PIN and share it.
+_LOGINS: dict[tuple[str, str], list[Any]] = {}
 
 
 def _load_library(path: str) -> Any:
@@ -37,6 +42,41 @@ def _load_library(path: str) -> Any:
                 ) from None
             _LIBS[path] = lib
         return lib
+
+
+def _acquire_login(key: tuple[str, str], token: Any, pin: str) -> None:
+    import pkcs11
+
+    with _LIBS_LOCK:
+        held = _LOGINS.get(key)
+        if held is not None:
+            held[1] += 1
+            return
+        try:
+            anchor = token.open(user_pin=pin)
+        except pkcs11.exceptions.UserAlreadyLoggedIn:
+            anchor = token.open()  # logged in by someone else in this process; share it
+        except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinInvalid, pkcs11.exceptions.PinLenRange):
+            raise HsmUnavailable("the HSM refused the PIN; check AUDITVEIL_PKCS11_PIN") from None
+        except pkcs11.exceptions.PinLocked:
+            raise HsmUnavailable("the HSM PIN is locked; ask the HSM security officer to unlock it") from None
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("a session on the HSM token cannot be opened") from None
+        _LOGINS[key] = [anchor, 1]
+
+
+def _release_login(key: tuple[str, str]) -> None:
+    with _LIBS_LOCK:
+        held = _LOGINS.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            del _LOGINS[key]
+            try:
+                held[0].close()
+            except Exception:  # noqa: S110 - a dead token must not mask the caller's error
+                pass
 
 
 def hmac_key_label(settings: Pkcs11Settings, version: int | None = None) -> str:
@@ -71,14 +111,14 @@ class HsmSession:
             ) from None
         except pkcs11.exceptions.PKCS11Error:
             raise HsmUnavailable("the HSM token cannot be reached") from None
+        self._login_key = (settings.module, settings.token_label)
+        _acquire_login(self._login_key, token, pin.reveal())
         try:
-            self._session = token.open(user_pin=pin.reveal(), rw=rw)
-        except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinInvalid, pkcs11.exceptions.PinLenRange):
-            raise HsmUnavailable("the HSM refused the PIN; check AUDITVEIL_PKCS11_PIN") from None
-        except pkcs11.exceptions.PinLocked:
-            raise HsmUnavailable("the HSM PIN is locked; ask the HSM security officer to unlock it") from None
+            self._session = token.open(rw=rw)
         except pkcs11.exceptions.PKCS11Error:
+            _release_login(self._login_key)
             raise HsmUnavailable("a session on the HSM token cannot be opened") from None
+        self._closed = False
         self._hmac_keys: dict[int, Any] = {}
         self._lock = threading.Lock()
 
@@ -91,10 +131,14 @@ class HsmSession:
         return self._session
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._session.close()
         except Exception:  # noqa: S110 - closing a dead session must not mask the real error
             pass
+        _release_login(self._login_key)
 
     def __enter__(self) -> HsmSession:
         return self

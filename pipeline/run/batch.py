@@ -63,7 +63,7 @@ def _local_runner(workers: int) -> Any:
 
     if workers <= 1:
         return fn_runner.FnApiRunner()
-    env = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m pipeline.run.worker")
+    env = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -P -m pipeline.run.worker")
     return fn_runner.FnApiRunner(default_environment=env)
 
 

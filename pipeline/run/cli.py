@@ -7,10 +7,13 @@ import importlib
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, HsmUnavailable
+from pipeline.run.inputs import Plan
+from pipeline.run.summary import RunSummary
 from pipeline.sources.decode import FORMATS
 
 RUN_HELP = """\
@@ -122,36 +125,45 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return int(run_streaming(args, settings))
     if not args.input:
         raise ConfigError("give at least one --input (or --streaming with Kafka options)")
-    from pipeline.run.batch import default_workers, run_batch
     from pipeline.run.inputs import plan_inputs
-    from pipeline.run.progress import ProgressView
-    from pipeline.run.stages import StageConfig
-    from pipeline.run.summary import RunSummary
-    from pipeline.sanitise.policy import load_policies
-    from pipeline.storage.fs import resolve, write_bytes_atomic
 
     check_locations(args.out, args.lookup)
     check_jurisdiction(settings, args)
-    load_policies(settings.pipeline.policy_dir)  # a bad policy fails before any work
-    plan = plan_inputs(args, settings)
-    der = custodian_key(settings)
-    workers = default_workers(args.workers if args.workers is not None else settings.pipeline.workers)
-    workers = max(1, min(workers, len(plan.tasks) or 1))
-    out = resolve(args.out, settings.storage)
-    resolve(args.lookup, settings.storage)
-    with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
-        config = StageConfig(settings, args.out, args.lookup, args.format, der, progress_dir)
-        view = ProgressView(progress_dir, plan.total_bytes, enabled=not args.no_progress)
-        try:
-            result = run_batch(plan.tasks, config, workers=workers, beam_args=beam_args(args), on_tick=view.tick)
-        finally:
-            view.close()
-    summary = RunSummary(result.counters, result.seconds, workers, args.out, args.lookup,
-                         plan.digests_skipped, len(plan.tasks))
+    summary = run_job(
+        settings, plan_inputs(args, settings), args.out, args.lookup, args.format,
+        workers=args.workers, progress=not args.no_progress, beam_args=beam_args(args),
+    )
     print(summary.render())
-    stamp = summary.as_dict()["finished_at"].replace(":", "").replace("-", "")
-    write_bytes_atomic(out, out.join("_runs", f"run-{stamp}.json"), summary.to_json())
     if args.summary_json:
         with open(args.summary_json, "wb") as fh:
             fh.write(summary.to_json())
     return 0
+
+
+def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: str = "auto", *,
+            workers: int | None = None, progress: bool = True, beam_args: Sequence[str] = ()) -> RunSummary:
+    """Run the batch pipeline over ``plan`` and write its summary beside the output."""
+    from pipeline.run.batch import default_workers, run_batch
+    from pipeline.run.progress import ProgressView
+    from pipeline.run.stages import StageConfig
+    from pipeline.sanitise.policy import load_policies
+    from pipeline.storage.fs import resolve, write_bytes_atomic
+
+    load_policies(settings.pipeline.policy_dir)  # a bad policy fails before any work
+    der = custodian_key(settings)  # fail closed before any work
+    n = default_workers(workers if workers is not None else settings.pipeline.workers)
+    n = max(1, min(n, len(plan.tasks) or 1))
+    out = resolve(out_uri, settings.storage)
+    resolve(lookup_uri, settings.storage)
+    with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
+        config = StageConfig(settings, out_uri, lookup_uri, fmt, der, progress_dir)
+        view = ProgressView(progress_dir, plan.total_bytes, enabled=progress)
+        try:
+            result = run_batch(plan.tasks, config, workers=n, beam_args=beam_args, on_tick=view.tick)
+        finally:
+            view.close()
+    summary = RunSummary(result.counters, result.seconds, n, out_uri, lookup_uri, plan.digests_skipped,
+                         len(plan.tasks))
+    stamp = summary.as_dict()["finished_at"].replace(":", "").replace("-", "")
+    write_bytes_atomic(out, out.join("_runs", f"run-{stamp}.json"), summary.to_json())
+    return summary

@@ -20,7 +20,7 @@ class ProgressView:
         self._total = max(1, total_bytes)
         self._enabled = enabled
         self._tty = sys.stderr.isatty()
-        self._last_line = 0.0
+        self._last_line = time.monotonic()
         self._bar: Any = None
         self._task: Any = None
         if enabled and self._tty:

@@ -17,7 +17,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
         r"|(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:?){0,6}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
     ),
-    "account_id": re.compile(r"(?<![\d.])\d{12}(?![\d.])"),
+    # Twelve digits, but not the last group of a UUID (…-4a5b-000000001234).
+    "account_id": re.compile(r"(?<![\d.])(?<![0-9A-Fa-f]{4}-)\d{12}(?![\d.])"),
 }
 
 _ANY = re.compile("|".join(f"(?:{p.pattern})" for p in PATTERNS.values()))

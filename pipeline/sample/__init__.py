@@ -1,0 +1,1 @@
+"""Realistic, invented sample audit logs for the demo and the tests."""
