@@ -96,3 +96,24 @@ def test_refused_destinations(env: dict[str, str], extra: dict[str, str], flags:
     assert len(lines) == 1 and lines[0].startswith("auditveil: error: refusing to write")
     assert expected in lines[0]
     assert not (tmp_path / "lookup").exists()
+
+
+@pytest.mark.parametrize("case", ["missing bucket", "bad credentials"])
+def test_output_storage_failures_are_one_clear_line(
+    s3: S3Server, env: dict[str, str], case: str, fixtures_dir: Path,
+) -> None:
+    if case == "bad credentials" and s3.kind == "moto":
+        pytest.skip("moto's server accepts any credentials")
+    lookup = s3.make_bucket("vault")
+    out = "s3://auditveil-absent-bucket/events" if case == "missing bucket" else f"s3://{s3.make_bucket('ev')}/e"
+    extra = {"AUDITVEIL_STORAGE_S3_RETRY_SECONDS": "2"}
+    if case == "bad credentials":
+        extra["AWS_SECRET_ACCESS_KEY"] = "definitely-not-the-secret"
+    proc = _cli({**env, **extra}, "run", "--input", str(fixtures_dir / "SerializerTestFile.json"),
+                "--out", out, "--lookup", f"s3://{lookup}/lookup", "--no-progress")
+    assert proc.returncode == 4, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("auditveil: error: "), proc.stderr
+    expected = "bucket does not exist" if case == "missing bucket" else "rejected the credentials"
+    assert expected in lines[0]
+    assert "auditveil-absent-bucket" not in proc.stderr and "definitely-not" not in proc.stderr
