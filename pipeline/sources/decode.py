@@ -35,6 +35,7 @@ FORMATS = ("auto", "cloudtrail", "vault")
 class Limits:
     max_record_bytes: int = 8 * 1024 * 1024
     max_decompressed_bytes: int = 1024 * 1024 * 1024
+    max_depth: int = 64  # nesting of one record; deeper records are rejected (``too_deep``)
 
 
 _CT_KEYS = frozenset(("eventVersion", "eventSource", "eventName", "eventID", "userIdentity", "eventTime"))
@@ -61,6 +62,38 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
     return b"".join(out)
 
 
+def _dump(obj: Any, fallback: bytes) -> bytes:
+    """``obj`` as JSON bytes for a dead letter; ``fallback`` (the enclosing document) when orjson
+    cannot serialise it (nesting beyond its recursion limit, which its parser does accept)."""
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return fallback
+
+
+def _nesting_within(obj: Any, limit: int, raw: bytes | None) -> bool:
+    """True if ``obj`` is nested at most ``limit`` levels deep.
+
+    Fast path: a JSON text with at most ``limit`` brackets cannot nest deeper than that.
+    The walk is iterative, so hostile nesting cannot exhaust Python's stack.
+    """
+    if raw is None:
+        try:
+            raw = orjson.dumps(obj)
+        except orjson.JSONEncodeError:
+            return False  # deeper than orjson's own recursion limit (254)
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return True
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return True
+
+
 def detect_kind(obj: dict[str, Any]) -> str | None:
     t = obj.get("type")
     if t in ("request", "response") and ("request" in obj or "auth" in obj):
@@ -78,9 +111,12 @@ def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _one(obj: Any, fmt: str, position: str, raw: bytes | None) -> Item:
+def _one(obj: Any, fmt: str, position: str, raw: bytes | None, doc: bytes, limits: Limits) -> Item:
+    """One JSON value → an item. ``raw`` is its own text if known; ``doc`` the enclosing text."""
     if not isinstance(obj, dict):
-        return Rejected("shape", "unknown", position, raw if raw is not None else orjson.dumps(obj))
+        return Rejected("shape", "unknown", position, raw if raw is not None else _dump(obj, doc))
+    if not _nesting_within(obj, limits.max_depth, raw):
+        return Rejected("too_deep", "unknown", position, raw if raw is not None else _dump(obj, doc))
     obj = _unwrap(obj)
     if not _DIGEST_KEYS.isdisjoint(obj) and "eventName" not in obj:
         return Skipped("digest", position)
@@ -88,11 +124,11 @@ def _one(obj: Any, fmt: str, position: str, raw: bytes | None) -> Item:
         return Skipped("notification", position)
     kind = detect_kind(obj) if fmt == "auto" else fmt
     if kind is None:
-        return Rejected("unknown_format", "unknown", position, raw if raw is not None else orjson.dumps(obj))
+        return Rejected("unknown_format", "unknown", position, raw if raw is not None else _dump(obj, doc))
     return Record(kind, obj, position)
 
 
-def _from_value(value: Any, fmt: str, position: str, raw: bytes) -> Iterator[Item]:
+def _from_value(value: Any, fmt: str, position: str, raw: bytes, limits: Limits) -> Iterator[Item]:
     if isinstance(value, dict) and "Records" in value:
         records = value["Records"]
         if fmt == "vault" or not isinstance(records, list):
@@ -100,19 +136,22 @@ def _from_value(value: Any, fmt: str, position: str, raw: bytes) -> Iterator[Ite
             return
         for i, rec in enumerate(records):
             pos = f"{position}#record {i}"
-            if isinstance(rec, dict):
-                yield Record("cloudtrail", rec, pos)
+            if not isinstance(rec, dict):
+                yield Rejected("shape", "cloudtrail", pos, _dump(rec, raw))
+            elif not _nesting_within(rec, limits.max_depth, None):
+                yield Rejected("too_deep", "cloudtrail", pos, _dump(rec, raw))
             else:
-                yield Rejected("shape", "cloudtrail", pos, orjson.dumps(rec))
+                yield Record("cloudtrail", rec, pos)
         return
     if isinstance(value, list):
         for i, rec in enumerate(value):
-            yield _one(rec, fmt, f"{position}#item {i}", None)
+            yield _one(rec, fmt, f"{position}#item {i}", None, raw, limits)
         return
-    yield _one(value, fmt, position, raw)
+    yield _one(value, fmt, position, raw, raw, limits)
 
 
-def decode(data: bytes, fmt: str, position: str, limits: Limits = Limits(), first_line: int = 1) -> Iterator[Item]:
+def decode(data: bytes, fmt: str, position: str, limits: Limits = Limits(),
+           first_line: int = 1) -> Iterator[Item]:
     """Decode one file, file range or message. See the module docstring."""
     if data[:2] == b"\x1f\x8b":
         try:
@@ -132,7 +171,7 @@ def decode(data: bytes, fmt: str, position: str, limits: Limits = Limits(), firs
         except orjson.JSONDecodeError:
             pass
         else:
-            yield from _from_value(value, fmt, position, body)
+            yield from _from_value(value, fmt, position, body, limits)
             return
     yield from _lines(data, fmt, position, limits, first_line)
 
@@ -159,6 +198,6 @@ def _lines(data: bytes, fmt: str, position: str, limits: Limits, first_line: int
             continue
         first = False
         if isinstance(value, dict) and "Records" in value:
-            yield from _from_value(value, fmt, pos, line)
+            yield from _from_value(value, fmt, pos, line, limits)
         else:
-            yield _one(value, fmt, pos, line)
+            yield _one(value, fmt, pos, line, line, limits)

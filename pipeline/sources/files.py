@@ -95,7 +95,9 @@ def discover(inputs: Sequence[str], split_bytes: int = 16 * 1024 * 1024) -> Disc
         elif os.path.isfile(item):
             files.append(item)
         else:
-            raise InputError(f"input #{n} ({redact_position(item)}) does not exist or is not a file or directory")
+            raise InputError(
+                f"input #{n} ({redact_position(item)}) does not exist or is not a file or directory"
+            )
     tasks: list[ReadTask] = []
     digests = 0
     total = 0
