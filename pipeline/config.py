@@ -69,13 +69,24 @@ def read_secret_file(path: str, what: str) -> Secret:
 
 @dataclass(frozen=True)
 class Pkcs11Settings:
-    """Where the HSM is and which objects in it auditveil uses."""
+    """Where the HSM is and which objects in it auditveil uses.
+
+    Two tokens (or partitions/slots) keep the pipeline from ever reading the lookup vault:
+    the *pipeline token* (``token_label``, ``pin``) holds the HMAC key; the *custodian token*
+    (``custodian_token_label``, ``custodian_pin``) holds the custodians' RSA key pair. The
+    pipeline reads only the public key, from a session without login; only the
+    re-identification service has the custodian PIN. With ``custodian_token_label`` empty,
+    both live in one token (simpler, but then the pipeline's PIN could also unwrap).
+    """
 
     module: str = "/usr/lib/softhsm/libsofthsm2.so"
-    token_label: str = "auditveil"
+    token_label: str = "auditveil"  # noqa: S105 - a token label, not a password
     pin: Secret | None = None
     pin_file: str | None = None
     hmac_key_label: str = "auditveil-hmac"
+    custodian_token_label: str = ""
+    custodian_pin: Secret | None = None
+    custodian_pin_file: str | None = None
     custodian_key_label: str = "auditveil-custodian"
     # RSA-OAEP hash for wrapping DEKs: "sha256" where the HSM supports it; SoftHSM2 2.6 only
     # accepts "sha1" (still sound for key wrapping). Recorded beside every wrapped DEK.
@@ -90,6 +101,24 @@ class Pkcs11Settings:
         raise ConfigError(
             "no HSM PIN configured: set AUDITVEIL_PKCS11_PIN or pin_file in the [pkcs11] section"
         )
+
+    @property
+    def separate_custodian_token(self) -> bool:
+        return bool(self.custodian_token_label) and self.custodian_token_label != self.token_label
+
+    def custodian_view(self) -> Pkcs11Settings:
+        """These settings pointed at the custodian token, with the custodian PIN (if known)."""
+        if not self.separate_custodian_token:
+            return self
+        pin = self.custodian_pin
+        if pin is None and self.custodian_pin_file:
+            pin = read_secret_file(self.custodian_pin_file, "custodian HSM PIN")
+        return dataclasses.replace(self, token_label=self.custodian_token_label, pin=pin, pin_file=None,
+                                   custodian_pin=None, custodian_pin_file=None)
+
+    def without_custodian_pin(self) -> Pkcs11Settings:
+        """What a pipeline worker gets: no way to log in to the custodian token."""
+        return dataclasses.replace(self, custodian_pin=None, custodian_pin_file=None)
 
 
 @dataclass(frozen=True)
@@ -172,7 +201,9 @@ class Settings:
         return out
 
 
-_SECRET_FIELDS_FORBIDDEN_IN_FILE = {("pkcs11", "pin"), ("storage", "s3_secret_key"), ("kafka", "sasl_password")}
+_SECRET_FIELDS_FORBIDDEN_IN_FILE = {
+    ("pkcs11", "pin"), ("pkcs11", "custodian_pin"), ("storage", "s3_secret_key"), ("kafka", "sasl_password"),
+}
 
 
 def _convert(raw: Any, typ: Any, where: str) -> Any:

@@ -51,15 +51,25 @@ def hsm_settings(softhsm: SoftHsmToken) -> Pkcs11Settings:
 @pytest.fixture(scope="session")
 def settings(hsm_settings: Pkcs11Settings) -> Settings:
     return with_overrides(Settings(), "pkcs11", **{
-        k: getattr(hsm_settings, k) for k in ("module", "token_label", "pin")
+        k: getattr(hsm_settings, k)
+        for k in ("module", "token_label", "pin", "custodian_token_label", "custodian_pin")
     })
 
 
 @pytest.fixture()
 def cli_env(softhsm: SoftHsmToken) -> dict[str, str]:
-    """Environment for running the ``auditveil`` CLI in a subprocess against the test token."""
+    """Environment for running the ``auditveil`` CLI in a subprocess against the test tokens
+    (both PINs: for key set-up and re-identification)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITVEIL_")}
     env.update(softhsm.environ())
+    return env
+
+
+@pytest.fixture()
+def pipeline_env(softhsm: SoftHsmToken) -> dict[str, str]:
+    """Environment of a pipeline operator: the pipeline token's PIN only, never the custodians'."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITVEIL_")}
+    env.update(softhsm.pipeline_environ())
     return env
 
 

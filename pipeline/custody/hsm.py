@@ -96,12 +96,13 @@ def oaep_params(hash_name: str) -> tuple[Any, Any, None]:
 class HsmSession:
     """An open, logged-in session on the configured token. Not picklable, by design."""
 
-    def __init__(self, settings: Pkcs11Settings, *, rw: bool = False) -> None:
+    def __init__(self, settings: Pkcs11Settings, *, rw: bool = False, login: bool = True) -> None:
+        """Open a session; ``login=False`` gives a public session (public objects only)."""
         import pkcs11
 
         self._settings = settings
         lib = _load_library(settings.module)
-        pin = settings.user_pin()
+        pin = settings.user_pin() if login else None
         try:
             token = lib.get_token(token_label=settings.token_label)
         except pkcs11.exceptions.NoSuchToken:
@@ -111,12 +112,14 @@ class HsmSession:
             ) from None
         except pkcs11.exceptions.PKCS11Error:
             raise HsmUnavailable("the HSM token cannot be reached") from None
-        self._login_key = (settings.module, settings.token_label)
-        _acquire_login(self._login_key, token, pin.reveal())
+        self._login_key: tuple[str, str] | None = (settings.module, settings.token_label) if pin else None
+        if self._login_key is not None and pin is not None:
+            _acquire_login(self._login_key, token, pin.reveal())
         try:
             self._session = token.open(rw=rw)
         except pkcs11.exceptions.PKCS11Error:
-            _release_login(self._login_key)
+            if self._login_key is not None:
+                _release_login(self._login_key)
             raise HsmUnavailable("a session on the HSM token cannot be opened") from None
         self._closed = False
         self._hmac_keys: dict[int, Any] = {}
@@ -138,7 +141,8 @@ class HsmSession:
             self._session.close()
         except Exception:  # noqa: S110 - closing a dead session must not mask the real error
             pass
-        _release_login(self._login_key)
+        if self._login_key is not None:
+            _release_login(self._login_key)
 
     def __enter__(self) -> HsmSession:
         return self
@@ -207,7 +211,10 @@ class HsmSession:
         return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def unwrap_dek(self, wrapped: bytes, oaep_hash: str) -> bytes:
-        """RSA-OAEP-decrypt a wrapped data key with the custodians' private key, inside the HSM."""
+        """RSA-OAEP-decrypt a wrapped data key with the custodians' private key, inside the HSM.
+
+        Needs a logged-in session on the custodian token: ``HsmSession(s.custodian_view())``.
+        """
         import pkcs11
 
         priv = self._find_one(self._settings.custodian_key_label, pkcs11.ObjectClass.PRIVATE_KEY)
@@ -217,3 +224,20 @@ class HsmSession:
                                           mechanism_param=oaep_params(oaep_hash)))
         except pkcs11.exceptions.PKCS11Error:
             raise HsmUnavailable("the HSM could not unwrap a data key") from None
+
+
+def read_custodian_public_key(settings: Pkcs11Settings) -> bytes:
+    """The custodians' public key (DER), read from the custodian token *without* logging in.
+
+    This is all a pipeline worker ever gets of the custodian token. In single-token mode a
+    public key created private falls back to the pipeline's own logged-in session.
+    """
+    view = settings.without_custodian_pin().custodian_view()
+    with HsmSession(view, login=False) as public:
+        try:
+            return public.custodian_public_key_der()
+        except KeyNotFound:
+            if settings.separate_custodian_token:
+                raise
+    with HsmSession(settings) as session:
+        return session.custodian_public_key_der()

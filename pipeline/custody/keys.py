@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import Pkcs11Settings
-from pipeline.custody.hsm import HsmSession, hmac_key_label
-from pipeline.errors import HsmUnavailable
+from pipeline.custody.hsm import HsmSession, hmac_key_label, read_custodian_public_key
+from pipeline.errors import HsmUnavailable, KeyNotFound
 
 RSA_BITS = 3072
 
@@ -71,12 +71,30 @@ def ensure_keys(settings: Pkcs11Settings, *, version: int | None = None) -> KeyS
                     capabilities=MechanismFlag.SIGN, template=_hmac_template(),
                 )
                 created.append(f"HMAC key version {version}")
+            # Verify what we rely on, whether we just made it or found it.
+            key = session.hmac_key(version)
+            if not key[Attribute.SENSITIVE] or key[Attribute.EXTRACTABLE]:
+                raise HsmUnavailable(
+                    "the HMAC key in the HSM is extractable or not sensitive; auditveil refuses to use it"
+                )
+            versions = hmac_versions(session, settings)
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM refused to create or inspect auditveil's HMAC key") from None
+    can_log_in = (not settings.separate_custodian_token or settings.custodian_pin is not None
+                  or bool(settings.custodian_pin_file))
+    if not can_log_in:
+        # The custodian token is administered by the custodians; without their PIN we can
+        # only confirm that their public key is there.
+        read_custodian_public_key(settings)
+        return KeyStatus(hmac_versions=versions, custodian_key=True, created=tuple(created))
+    with HsmSession(settings.custodian_view(), rw=True) as session:
+        try:
             if session.find(settings.custodian_key_label, ObjectClass.PRIVATE_KEY) is None:
                 session.raw.generate_keypair(
                     KeyType.RSA, RSA_BITS, label=settings.custodian_key_label, store=True,
                     public_template={
-                        Attribute.TOKEN: True, Attribute.ENCRYPT: True, Attribute.WRAP: True,
-                        Attribute.VERIFY: False,
+                        Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.ENCRYPT: True,
+                        Attribute.WRAP: True, Attribute.VERIFY: False,
                     },
                     private_template={
                         Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
@@ -85,20 +103,13 @@ def ensure_keys(settings: Pkcs11Settings, *, version: int | None = None) -> KeyS
                     },
                 )
                 created.append(f"custodians' RSA-{RSA_BITS} key pair")
-            # Verify what we rely on, whether we just made it or found it.
-            key = session.hmac_key(version)
-            if not key[Attribute.SENSITIVE] or key[Attribute.EXTRACTABLE]:
-                raise HsmUnavailable(
-                    "the HMAC key in the HSM is extractable or not sensitive; auditveil refuses to use it"
-                )
             priv = session.find(settings.custodian_key_label, ObjectClass.PRIVATE_KEY)
             if priv is None or not priv[Attribute.SENSITIVE] or priv[Attribute.EXTRACTABLE]:
                 raise HsmUnavailable(
                     "the custodians' private key is extractable or not sensitive; auditveil refuses to use it"
                 )
-            versions = hmac_versions(session, settings)
         except pkcs11.exceptions.PKCS11Error:
-            raise HsmUnavailable("the HSM refused to create or inspect auditveil's keys") from None
+            raise HsmUnavailable("the HSM refused to create or inspect the custodians' key pair") from None
     return KeyStatus(hmac_versions=versions, custodian_key=True, created=tuple(created))
 
 
@@ -108,7 +119,10 @@ def key_status(settings: Pkcs11Settings) -> KeyStatus:
     with HsmSession(settings) as session:
         try:
             versions = hmac_versions(session, settings)
-            has_pair = session.find(settings.custodian_key_label, pkcs11.ObjectClass.PRIVATE_KEY) is not None
         except pkcs11.exceptions.PKCS11Error:
             raise HsmUnavailable("the HSM did not answer a key lookup") from None
+    try:
+        has_pair = bool(read_custodian_public_key(settings))
+    except KeyNotFound:
+        has_pair = False
     return KeyStatus(hmac_versions=versions, custodian_key=has_pair, created=())

@@ -102,7 +102,7 @@ class Sealer:
         nonce = os.urandom(12)
         return nonce, self._aead.encrypt(nonce, plaintext, associated.encode("utf-8"))
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("a data key cannot be pickled")
 
 

@@ -1,6 +1,6 @@
 """CloudTrail event → normalised columns (raw values; the sanitiser applies the policy).
 
-Follows the CloudTrail record contents documented by AWS (eventVersion 1.0–1.11), including
+Follows the CloudTrail record contents documented by AWS (eventVersion 1.0 to 1.11), including
 Insight events (``eventType: AwsCloudTrailInsight``) and records whose fields are null.
 """
 

@@ -47,8 +47,9 @@ def _operation(req: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def normalise(e: dict[str, Any]) -> tuple[dict[str, Any], Consumed]:
-    auth = e.get("auth") if isinstance(e.get("auth"), dict) else {}
-    req = e.get("request") if isinstance(e.get("request"), dict) else {}
+    auth_raw, req_raw = e.get("auth"), e.get("request")
+    auth: dict[str, Any] = auth_raw if isinstance(auth_raw, dict) else {}
+    req: dict[str, Any] = req_raw if isinstance(req_raw, dict) else {}
     entry_type = e.get("type")
     operation, key_ref = _operation(req)
     error = e.get("error")

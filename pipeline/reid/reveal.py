@@ -42,7 +42,7 @@ def lookup_opener(lookup_uri: str, pkcs11: Pkcs11Settings, storage: StorageSetti
         values: dict[str, str] = {}
         unrecoverable: list[str] = []
         deks: dict[str, bytes | None] = {}
-        with _HSM_TURN, HsmSession(pkcs11) as hsm:
+        with _HSM_TURN, HsmSession(pkcs11.custodian_view()) as hsm:
             for token in sorted(set(tokens)):
                 for entry in found.get(token, []):
                     if entry.dek_id not in deks:

@@ -101,7 +101,7 @@ def run_batch(tasks: Sequence[ReadTask], config: StageConfig, *, workers: int, b
             result = p.run()
             result.wait_until_finish()
             outcome["result"] = result
-        except BaseException as exc:  # noqa: BLE001 - translated below, in the caller's thread
+        except BaseException as exc:
             outcome["error"] = exc
 
     start = time.perf_counter()

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.config import Settings
+from pipeline.config import Settings, with_overrides
 from pipeline.errors import ConfigError, HsmUnavailable
 from pipeline.run.inputs import Plan
 from pipeline.run.summary import RunSummary
@@ -108,11 +108,11 @@ def check_jurisdiction(settings: Settings, args: argparse.Namespace) -> None:
 
 def custodian_key(settings: Settings) -> bytes:
     """Fail-closed preflight: the HMAC key must be usable, and the custodians' public key is read."""
-    from pipeline.custody.hsm import HsmSession
+    from pipeline.custody.hsm import HsmSession, read_custodian_public_key
 
     with HsmSession(settings.pkcs11) as session:
         session.hmac_key(settings.pkcs11.key_version)
-        der = session.custodian_public_key_der()
+    der = read_custodian_public_key(settings.pkcs11)
     if not der:
         raise HsmUnavailable("the HSM returned no custodian public key")
     return der
@@ -156,7 +156,9 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
     out = resolve(out_uri, settings.storage)
     resolve(lookup_uri, settings.storage)
     with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
-        config = StageConfig(settings, out_uri, lookup_uri, fmt, der, progress_dir)
+        # Workers never get the custodian PIN: they seal with the public key only.
+        worker_settings = with_overrides(settings, "pkcs11", custodian_pin=None, custodian_pin_file=None)
+        config = StageConfig(worker_settings, out_uri, lookup_uri, fmt, der, progress_dir)
         view = ProgressView(progress_dir, plan.total_bytes, enabled=progress)
         try:
             result = run_batch(plan.tasks, config, workers=n, beam_args=beam_args, on_tick=view.tick)

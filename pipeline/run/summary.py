@@ -79,7 +79,8 @@ class RunSummary:
                if d["kept_values_tokenised"] else ""),
             f"  dead letters       {sum(d['dead_letters'].values()):,}"
             + (" (" + ", ".join(f"{k}: {v}" for k, v in d["dead_letters"].items()) + ")" if d["dead_letters"] else ""),
-            f"  skipped            {d['digests_skipped']:,} digest file(s), {d['notifications_skipped']:,} notification(s)",
+            f"  skipped            {d['digests_skipped']:,} digest file(s), "
+            f"{d['notifications_skipped']:,} notification(s)",
             f"  written            {d['files_written']:,} Parquet file(s), {d['rows_written']:,} rows, "
             f"{d['bytes_written']:,} bytes",
             f"  events             {self.out_uri}",

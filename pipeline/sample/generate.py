@@ -142,7 +142,8 @@ def vault_entries(rnd: random.Random, when: dt.datetime) -> list[dict[str, Any]]
     req: dict[str, Any] = {
         "id": _uuid(rnd), "client_id": _uuid(rnd), "client_token": _vault_hmac(rnd),
         "client_token_accessor": _vault_hmac(rnd), "namespace": {"id": "root"},
-        "remote_address": f"10.20.{rnd.randrange(4)}.{rnd.randrange(2, 200)}", "remote_port": rnd.randrange(30000, 60000),
+        "remote_address": f"10.20.{rnd.randrange(4)}.{rnd.randrange(2, 200)}",
+        "remote_port": rnd.randrange(30000, 60000),
     }
     response_data: dict[str, Any] = {}
     error = None
@@ -200,7 +201,8 @@ def write_sample(root: Path, events: int = 600, seed: int = 42) -> dict[str, int
                 n += 1
                 dd = root / "AWSLogs" / account / "CloudTrail-Digest" / region / when.strftime("%Y/%m/%d")
                 dd.mkdir(parents=True, exist_ok=True)
-                digest = {"awsAccountId": account, "digestStartTime": when.isoformat(), "digestEndTime": when.isoformat(),
+                digest = {"awsAccountId": account, "digestStartTime": when.isoformat(),
+                          "digestEndTime": when.isoformat(),
                           "digestS3Bucket": "audit-trail", "digestPublicKeyFingerprint": "0" * 32, "logFiles": []}
                 (dd / f"{account}_CloudTrail-Digest_{region}_{stamp}.json.gz").write_bytes(
                     gzip.compress(orjson.dumps(digest), mtime=0))

@@ -14,7 +14,9 @@ Tokenise = Callable[..., str]
 
 _ARN = re.compile(r"^arn:(aws[a-z-]*):([a-z0-9-]*):([a-z0-9-]*):(\d{12})?:(.*)$")
 _KMS_RESOURCE = re.compile(r"^(key/[0-9a-fA-F-]{36}|key/mrk-[0-9a-fA-F]{32}|alias/[A-Za-z0-9/_-]{1,256})$")
-_KEY_ID = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})$")
+_KEY_ID = re.compile(
+    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})$"
+)
 _UA_PRODUCT = re.compile(r"^([A-Za-z][A-Za-z0-9._-]{0,63}/[A-Za-z0-9._+-]{1,32})(?:[ ;(]|$)")
 _SERVICE_HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com(\.cn)?$")
 _AWS_LITERALS = frozenset(("AWS Internal", "console.amazonaws.com", "internal"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.config import Pkcs11Settings
 from pipeline.errors import ConfigError
@@ -43,7 +43,7 @@ class HsmMacBackend:
     def close(self) -> None:
         self._session.close()
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("an HSM-backed MAC cannot be pickled; open it in DoFn.setup()")
 
 
@@ -64,5 +64,5 @@ class LocalMacBackend:
     def close(self) -> None:
         pass
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("a key cannot be pickled")

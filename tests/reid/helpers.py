@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline.config import Settings, with_overrides
-from pipeline.custody.hsm import HsmSession
+from pipeline.custody.hsm import read_custodian_public_key
 from pipeline.lookup.envelope import Sealer
 from pipeline.lookup.store import write_entries
 from pipeline.reid import signing
@@ -42,8 +42,7 @@ def build_vault(path: Path, settings: Settings, values: list[tuple[str, str, str
                 batches: int = 2) -> Vault:
     """Tokenise ``values`` with the HSM and seal their lookup entries, in ``batches`` DEKs."""
     loc = resolve(str(path))
-    with HsmSession(settings.pkcs11) as hsm:
-        public_der = hsm.custodian_public_key_der()
+    public_der = read_custodian_public_key(settings.pkcs11)
     tok = Tokeniser(HsmMacBackend(settings.pkcs11), cache_size=1000)
     mapping: dict[str, str] = {}
     try:

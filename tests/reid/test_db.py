@@ -57,7 +57,7 @@ def test_failing_hsm_fails_closed_and_keeps_the_use(reid: Reid, vault: Vault, se
     req = reid.file_request(case="INC-5", reason="r", requester="ivan", tokens=list(vault.values))
     for n in ("alice", "bob"):
         req = reid.approve(req.id, n, sig(keys[n], req))
-    wrong_pin = dataclasses.replace(settings.pkcs11, pin=Secret("000000"))
+    wrong_pin = dataclasses.replace(settings.pkcs11, custodian_pin=Secret("000000"))
     with pytest.raises(HsmUnavailable):
         reid.reveal(req.id, "ivan", lookup_opener(vault.uri, wrong_pin))
     assert reid.get(req.id).reveals_used == 0
