@@ -92,8 +92,8 @@ def compact_partition(
     target_bytes: int = DEFAULT_TARGET_BYTES, dry_run: bool = False,
 ) -> CompactionResult:
     """Compact one partition (see the module docstring). One compactor per partition at a time."""
-    loc = fs.resolve(out_uri, storage)
-    fs.check_reachable(loc, "reach the events bucket")
+    fs.check_reachable(fs.resolve(out_uri, storage), "reach the events bucket")
+    loc = dataset.events_location(out_uri, storage)
     rel = partition.rel
     states = dataset.classify_files(loc, [f for f in dataset._data_files(loc) if f.partition == partition])
     live = states.live
@@ -156,6 +156,6 @@ def _delete_leftovers(loc: fs.Location, states: dataset.FileStates) -> int:
 
 def partitions(out_uri: str, storage: StorageSettings | None = None) -> list[Partition]:
     """Every partition of the dataset, sorted."""
-    loc = fs.resolve(out_uri, storage)
+    loc = dataset.events_location(out_uri, storage)
     return sorted({f.partition for f in dataset._data_files(loc)},
                   key=lambda p: (p.source, p.event_date))

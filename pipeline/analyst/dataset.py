@@ -20,6 +20,7 @@ between a compacted file becoming visible and the deletion of the files it repla
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import orjson
 from pipeline.config import StorageSettings
 from pipeline.storage import fs, retry
 
+EVENTS_DIR = "events"
 COMPACTION_KEY = b"auditveil.compaction"
 COMPACTED = re.compile(r"^compacted-(?P<group>[0-9a-f]{16})-(?P<i>\d+)-of-(?P<k>\d+)\.parquet$")
 PARTITION = re.compile(r"^source=(?P<source>[^/]+)/event_date=(?P<date>[^/]+)$")
@@ -61,6 +63,24 @@ class DataFile:
     name: str
     size: int
     mtime: float = 0.0  # seconds since the epoch, 0 when unknown
+
+
+def events_location(out_uri: str, storage: StorageSettings | None = None) -> fs.Location:
+    """The location of the partitions: ``<out>`` itself, or ``<out>/events`` when the dataset
+    keeps its partitions there (with the pipeline's own ``_…`` folders beside, not inside)."""
+    from pyarrow import fs as pafs
+
+    loc = fs.resolve(out_uri, storage)
+
+    def top() -> list[Any]:
+        selector = pafs.FileSelector(loc.base, recursive=False, allow_not_found=True)
+        return list(loc.fs.get_file_info(selector))
+
+    infos = retry.call(top, storage=loc.storage, what="list the events dataset")
+    names = {i.path.rsplit("/", 1)[-1] for i in infos if i.type == pafs.FileType.Directory}
+    if EVENTS_DIR in names and not any(n.startswith("source=") for n in names):
+        return dataclasses.replace(loc, base=loc.join(EVENTS_DIR))
+    return loc
 
 
 def _data_files(loc: fs.Location) -> list[DataFile]:
@@ -160,18 +180,20 @@ def dataset_schema() -> Any:
 
 
 def open_events(
-    out_uri: str, storage: StorageSettings | None = None, files: list[DataFile] | None = None,
+    out: str | fs.Location, storage: StorageSettings | None = None, files: list[DataFile] | None = None,
 ) -> Any:
-    """The events dataset under ``out_uri`` as a ``pyarrow.dataset.Dataset`` (exactly once)."""
+    """The events dataset under ``out`` as a ``pyarrow.dataset.Dataset``, each row once.
+
+    For Polars: ``polars.scan_pyarrow_dataset(open_events(uri))``.
+    """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    loc = fs.resolve(out_uri, storage)
+    loc = events_location(out, storage) if isinstance(out, str) else out
     chosen = live_files(loc) if files is None else files
-    schema = dataset_schema()
     partitioning = ds.partitioning(
         pa.schema([pa.field("source", pa.string()), pa.field("event_date", pa.date32())]), flavor="hive")
     return ds.dataset(
-        [f.path for f in chosen], schema=schema, format="parquet", filesystem=loc.fs,
+        [f.path for f in chosen], schema=dataset_schema(), format="parquet", filesystem=loc.fs,
         partitioning=partitioning, partition_base_dir=loc.base.rstrip("/"),
     )

@@ -50,12 +50,12 @@ def run_query(out_uri: str, sql: str, storage: StorageSettings | None = None) ->
 
     if not sql.strip():
         raise ConfigError("the query is empty")
-    loc = fs.resolve(out_uri, storage)
-    fs.check_reachable(loc, "reach the events bucket")
+    fs.check_reachable(fs.resolve(out_uri, storage), "reach the events bucket")
+    loc = dataset.events_location(out_uri, storage)
     last: Exception | None = None
     for _ in range(REPLANS):
         files = dataset.live_files(loc)
-        events = dataset.open_events(out_uri, storage, files)
+        events = dataset.open_events(loc, storage, files)
         con = _connect(events)
         try:
             relation = con.sql(sql)

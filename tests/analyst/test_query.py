@@ -83,6 +83,24 @@ def test_pipeline_side_files_beside_the_data_are_ignored(local_out: tuple[str, i
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(n,)]
 
 
+def test_partitions_under_an_events_folder(tmp_path: Path) -> None:
+    """``<out>/events/source=…`` with the pipeline's folders beside it: the same table."""
+    import polars as pl
+
+    from pipeline.analyst import open_events
+    from pipeline.analyst.compact import compact_partition
+    from pipeline.analyst.dataset import Partition
+
+    out = tmp_path / "out"
+    loc = fs.resolve(str(out / "events"))
+    n = write_partition(loc, "vault", "2026-04-29", 3, 10, seed=7)
+    fs.write_bytes_atomic(loc, str(out / "_runs" / "r.json"), b"{}")
+    assert run_query(str(out), "SELECT count(*) FROM events").rows == [(n,)]
+    assert compact_partition(str(out), Partition("vault", "2026-04-29")).files_after == 1
+    assert pl.scan_pyarrow_dataset(open_events(str(out))).select(pl.len()).collect().item() == n
+    assert pl.scan_parquet(out / "events").select(pl.len()).collect().item() == n
+
+
 def test_sql_is_sandboxed_and_errors_are_clear(local_out: tuple[str, int], tmp_path: Path) -> None:
     out, _ = local_out
     secret = tmp_path / "lookup.txt"
