@@ -39,20 +39,20 @@ def _items(data: bytes, fmt: str = "auto", limits: Limits = SMALL) -> list[Recor
     return items
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048), st.sampled_from(["auto", "cloudtrail", "vault"]))
 def test_arbitrary_bytes_never_raise(data: bytes, fmt: str) -> None:
     _items(data, fmt)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(st.binary(max_size=512))
 def test_arbitrary_bytes_behind_gzip_magic_never_raise(data: bytes) -> None:
     _items(b"\x1f\x8b" + data)
     _items(gzip.compress(data))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values(30), st.sampled_from(["auto", "cloudtrail", "vault"]))
 def test_arbitrary_json_documents_never_raise(value: object, fmt: str) -> None:
     body = orjson.dumps(value)
@@ -61,7 +61,7 @@ def test_arbitrary_json_documents_never_raise(value: object, fmt: str) -> None:
     _items(gzip.compress(body), fmt)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(cloudtrail_events(), vault_entries()), min_size=1, max_size=8),
        st.lists(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b and b.strip()), max_size=4),
        st.randoms(use_true_random=False))
