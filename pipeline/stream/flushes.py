@@ -11,15 +11,19 @@ Offsets are committed right after a flush is durable and before the next flush o
 partition is written, so at most one flush per partition lies beyond the committed offset.
 After a crash, the replay starts at the committed offset and its first flush has the *same*
 name: its files overwrite the old ones. The replay may cut the run at a different place
-(more or fewer messages) and so land in other event dates; the flush record lists every file
-the earlier attempt wrote, and the ones the replay does not rewrite are deleted. Nothing is
-left twice. (Lookup entries are the exception by design: they are only ever added, under
+(more or fewer messages) and so land in other event dates; the flush record, written before
+any data file, lists every file the earlier attempt may have written, and the ones the
+replay does not rewrite are deleted. Nothing is left twice. Once every file is written the
+record is marked ``done``: if the process dies between that and the offset commit, the next
+flush finds the done record at the committed offset and only commits. (Lookup entries are the exception by design: they are only ever added, under
 unique names, and a token may have several entries that all open to the same value.)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import orjson
 
@@ -43,38 +47,43 @@ def relative_path(out: Location, path: str) -> str:
     return path[len(base):] if path.startswith(base) else path
 
 
-def read_record(out: Location, path: str) -> set[str]:
+@dataclass(frozen=True)
+class FlushRecord:
+    files: frozenset[str]  # paths relative to the output location
+    end_offset: int  # the offset to commit once the flush is durable
+    done: bool  # every listed file is written; only the offset commit may be missing
+
+
+def read_record(out: Location, path: str) -> FlushRecord | None:
     from pyarrow import fs as pafs
 
     try:
         if out.fs.get_file_info(path).type != pafs.FileType.File:
-            return set()
+            return None
     except OSError:
         raise SinkError("cannot read a stream flush record") from None
     try:
         data = orjson.loads(read_bytes(out, path))
-        return {str(p) for p in data.get("files", [])}
-    except orjson.JSONDecodeError:
-        return set()
+        return FlushRecord(frozenset(str(p) for p in data.get("files", [])), int(data["end_offset"]),
+                           bool(data.get("done", False)))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # a torn record is treated as absent: the flush is simply redone
 
 
-def write_record(out: Location, path: str, files: set[str], end_offset: int) -> None:
-    body = {"format": 1, "files": sorted(files), "end_offset": end_offset}
+def write_record(out: Location, path: str, files: Iterable[str], end_offset: int, done: bool) -> None:
+    body = {"format": 1, "files": sorted(set(files)), "end_offset": end_offset, "done": done}
     write_bytes_atomic(out, path, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
 
 
-def replace_earlier_attempt(out: Location, path: str, earlier: set[str], now_written: set[str],
-                            end_offset: int) -> int:
+def remove_leftovers(out: Location, listed: Iterable[str], written: set[str]) -> int:
     """Delete files an earlier attempt of this flush wrote and this one did not; returns how many."""
-    gone = sorted(earlier - now_written)
+    gone = sorted(set(listed) - written)
     for rel in gone:
         delete(out, out.join(rel))
-    if gone or earlier != now_written:
-        write_record(out, path, now_written, end_offset)
     return len(gone)
 
 
 __all__ = [
-    "FLUSH_DIR", "flush_stem", "read_record", "record_path", "relative_path", "replace_earlier_attempt",
+    "FLUSH_DIR", "FlushRecord", "flush_stem", "read_record", "record_path", "relative_path", "remove_leftovers",
     "write_record",
 ]

@@ -40,7 +40,8 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from pipeline.config import KafkaSettings
 from pipeline.errors import InputError
 from pipeline.stream.client import open_consumer, reason
-from pipeline.stream.messages import UNBOUNDED, KafkaMessage, KafkaPartition
+from pipeline.stream.messages import UNBOUNDED, KafkaMessage, KafkaPartition, partition_key
+from pipeline.stream.status import BOARD
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,15 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                 if committed is not None:
                     return int(committed)
                 if self._kafka.start == "latest":
-                    return int(self._lookup.end_offsets([tp])[tp])
-                return int(self._lookup.beginning_offsets([tp])[tp])
+                    start = int(self._lookup.end_offsets([tp])[tp])
+                else:
+                    start = int(self._lookup.beginning_offsets([tp])[tp])
+                # Record the starting point for the group, so that the writer (and a restart)
+                # know where this partition's output begins.
+                from kafka import OffsetAndMetadata
+
+                self._lookup.commit({tp: OffsetAndMetadata(start, "", -1)})
+                return start
             except KafkaError as exc:
                 log.warning("cannot read the start offset of a partition (%s); retrying", reason(exc))
                 time.sleep(min(5.0, 0.5 * (attempt + 1)))
@@ -153,6 +161,8 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
         from kafka import TopicPartition
         from kafka.errors import KafkaError
 
+        if self._consumer is None:
+            self.setup()
         restriction = tracker.current_restriction()
         position = int(restriction.start)
         tp = TopicPartition(element.topic, element.partition)
@@ -180,7 +190,9 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                     if reached is not None and reached >= restriction.stop:
                         tracker.try_claim(restriction.stop)  # done: end offset seen at start reached
                         return
-                _advance_idle(watermark)
+                high = self._consumer.highwater(tp)
+                if high is not None and position >= high:
+                    _advance_idle(watermark)  # truly caught up, not merely waiting for a fetch
                 tracker.defer_remainder(IDLE_RESUME)
                 return
             for rec in records:
@@ -189,7 +201,12 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                 if not tracker.try_claim(rec.offset):
                     self._assigned = None  # the next restriction may start elsewhere
                     return
+                # Never behind this restriction's own watermark: a record stamped earlier (clock
+                # skew, producer-set times) is carried at the watermark, not treated as droppable.
                 ts = Timestamp(micros=max(0, int(rec.timestamp)) * 1000)
+                current = watermark.current_watermark()
+                if current is not None and ts < current:
+                    ts = current
                 _observe(watermark, ts)
                 value = rec.value if rec.value is not None else b""
                 yield beam.window.TimestampedValue(
@@ -219,7 +236,9 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
     def _report_lag(self, tp: Any, position: int, gauge: Any) -> None:
         high = self._consumer.highwater(tp)
         if high is not None:
-            gauge.set(max(0, int(high) - position))
+            lag = max(0, int(high) - position)
+            gauge.set(lag)
+            BOARD.set_lag(partition_key(tp.topic, tp.partition), lag)
 
 
 def _observe(watermark: Any, ts: Timestamp) -> None:

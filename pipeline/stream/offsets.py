@@ -25,18 +25,17 @@ class OffsetCommitter:
             self._consumer = open_consumer(self._kafka, self._bootstrap)
         return self._consumer
 
-    def committed(self, topic: str, partition: int, attempts: int = 20) -> int | None:
+    def committed(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset; None if there is none *or* Kafka cannot say right now."""
         from kafka import TopicPartition
         from kafka.errors import KafkaError
 
-        for attempt in range(attempts):
-            try:
-                value = self._client().committed(TopicPartition(topic, partition))
-                return None if value is None else int(value)
-            except KafkaError as exc:
-                log.warning("cannot read a committed offset (%s); retrying", reason(exc))
-                time.sleep(min(3.0, 0.3 * (attempt + 1)))
-        raise _unavailable()
+        try:
+            value = self._client().committed(TopicPartition(topic, partition))
+            return None if value is None else int(value)
+        except KafkaError as exc:
+            log.warning("cannot read a committed offset (%s); will retry", reason(exc))
+            return None
 
     def commit(self, topic: str, partition: int, offset: int) -> bool:
         """Commit ``offset`` (the next offset to read); False if Kafka refused or is unreachable."""
@@ -60,7 +59,56 @@ class OffsetCommitter:
             self._consumer = None
 
 
-def _unavailable() -> Exception:
-    from pipeline.errors import InputError
+class RangeFetcher:
+    """Reads a partition's messages in ``[start, stop)`` directly, to fill a hole in the buffer.
 
-    return InputError("cannot read the consumer group's committed offsets from Kafka")
+    The writer's buffer is an optimisation: the log itself is the truth. When the buffered
+    run does not start at the committed offset, or has a hole, the missing messages are read
+    again here (a sequential read is contiguous by construction).
+    """
+
+    def __init__(self, kafka: KafkaSettings, bootstrap: str) -> None:
+        self._kafka = kafka
+        self._bootstrap = bootstrap
+        self._consumer: Any = None
+
+    def fetch(self, topic: str, partition: int, start: int, stop: int, timeout: float = 30.0) -> list[Any]:
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        from pipeline.stream.messages import KafkaMessage
+
+        if self._consumer is None:
+            self._consumer = open_consumer(self._kafka, self._bootstrap, group=False)
+        tp = TopicPartition(topic, partition)
+        out: list[KafkaMessage] = []
+        position = start
+        deadline = time.monotonic() + timeout
+        try:
+            self._consumer.assign([tp])
+            self._consumer.seek(tp, start)
+            while position < stop and time.monotonic() < deadline:
+                batch = self._consumer.poll(timeout_ms=200, max_records=5_000).get(tp, [])
+                for rec in batch:
+                    if rec.offset < position:
+                        continue
+                    if rec.offset >= stop:
+                        return out
+                    out.append(KafkaMessage(topic, partition, int(rec.offset), position, int(rec.timestamp),
+                                            bytes(rec.value or b"")))
+                    position = int(rec.offset) + 1
+                if not batch:
+                    reached = self._consumer.position(tp)
+                    if reached is not None and reached >= stop:
+                        break
+        except KafkaError as exc:
+            log.warning("re-reading part of a partition failed (%s); will retry", reason(exc))
+        return out
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:  # noqa: S110 - closing is best effort
+                pass
+            self._consumer = None

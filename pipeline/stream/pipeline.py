@@ -9,6 +9,7 @@ passed through untouched, so the same graph runs on Prism (``--runner=PrismRunne
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pipeline.stream.status import BOARD, STATUS_LOGGER
 from pipeline.stream.writer import StreamConfig, WriteExactlyOnce
 
 log = logging.getLogger(STATUS_LOGGER)
+_RAISED = re.compile(r"(?m)^(?:pipeline\.errors\.)(HsmUnavailable|KeyNotFound|SinkError|InputError)\b")
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,16 @@ def translate_failure(exc: BaseException) -> AuditveilError:
     """A runner failure → one of our errors, without echoing the runner's text."""
     if isinstance(exc, AuditveilError):
         return exc
-    text = str(exc)
-    if "HsmUnavailable" in text or "KeyNotFound" in text:
+    # Match the exception type at the start of a traceback line, not names quoted from source.
+    found = set(_RAISED.findall(str(exc)))
+    if found & {"HsmUnavailable", "KeyNotFound"}:
         return HsmUnavailable(
             "the HSM became unavailable; the stream stopped writing (fail closed). Offsets of unwritten "
             "events were not committed: restart when the HSM is back and it resumes where it stopped"
         )
-    if "SinkError" in text:
+    if "SinkError" in found:
         return SinkError("an output location failed; offsets of unwritten events were not committed. Restart to resume")
-    if "InputError" in text:
+    if "InputError" in found:
         return InputError("Kafka could not be read (see the log above); restart to resume")
     return AuditveilError(f"the streaming pipeline failed in a worker ({type(exc).__name__}); restart to resume")
 

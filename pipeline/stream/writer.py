@@ -24,6 +24,7 @@ is written, nothing is committed, the pipeline stops (fail closed).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,13 +52,46 @@ from pipeline.stream.flushes import (
     read_record,
     record_path,
     relative_path,
-    replace_earlier_attempt,
+    remove_leftovers,
     write_record,
 )
 from pipeline.stream.messages import KafkaMessage
 from pipeline.stream.status import BOARD, NAMESPACE, count
 
 log = logging.getLogger(__name__)
+
+
+_BACKENDS: dict[Any, tuple[Any, int]] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def _acquire_backend(pkcs11: Any) -> Any:
+    """One HSM MAC backend per worker process, shared by the writers' threads.
+
+    PKCS#11 login state belongs to the process: a second logged-in session on the same token
+    in one process is refused (CKR_USER_ALREADY_LOGGED_IN), and Prism runs its workers as
+    threads of one process. The session serialises its own HMAC calls.
+    """
+    from pipeline.tokenise import HsmMacBackend
+
+    with _BACKENDS_LOCK:
+        backend, users = _BACKENDS.get(pkcs11, (None, 0))
+        if backend is None:
+            backend = HsmMacBackend(pkcs11)
+        _BACKENDS[pkcs11] = (backend, users + 1)
+        return backend
+
+
+def _release_backend(pkcs11: Any) -> None:
+    with _BACKENDS_LOCK:
+        backend, users = _BACKENDS.get(pkcs11, (None, 0))
+        if backend is None:
+            return
+        if users <= 1:
+            del _BACKENDS[pkcs11]
+            backend.close()
+        else:
+            _BACKENDS[pkcs11] = (backend, users - 1)
 
 
 @dataclass(frozen=True)
@@ -76,8 +110,6 @@ class StreamConfig:
 class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
     BUFFER = BagStateSpec("buffer", PickleCoder())
     BUFFERED = ReadModifyWriteStateSpec("buffered", VarIntCoder())
-    NEXT = ReadModifyWriteStateSpec("next", VarIntCoder())  # next offset not yet durable
-    PENDING = ReadModifyWriteStateSpec("pending", VarIntCoder())  # durable, commit not yet accepted
     TIMER_AT = ReadModifyWriteStateSpec("timer_at", VarIntCoder())  # micros of the pending flush
     FLUSHED_TO = ReadModifyWriteStateSpec("flushed_to", VarIntCoder())  # micros: windows closed so far
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
@@ -90,33 +122,34 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         from pipeline.sanitise import Sanitiser, load_policies
         from pipeline.sources.decode import Limits
         from pipeline.storage.fs import resolve
-        from pipeline.stream.offsets import OffsetCommitter
-        from pipeline.tokenise import HsmMacBackend, Tokeniser
+        from pipeline.stream.offsets import OffsetCommitter, RangeFetcher
+        from pipeline.tokenise import Tokeniser
 
         s = self._config.settings
         try:
-            backend = HsmMacBackend(s.pkcs11)
+            backend = _acquire_backend(s.pkcs11)
         except HsmUnavailable:
             BOARD.set_hsm_down(True)
             log.error("the HSM is unavailable; the stream writes nothing until it is back (fail closed)")
             raise
-        self._tokeniser = Tokeniser(backend, s.tokenise.cache_size)
+        self._tokeniser: Any = Tokeniser(backend, s.tokenise.cache_size)
         self._sanitiser = Sanitiser(load_policies(s.pipeline.policy_dir), self._tokeniser)
         self._limits = Limits(s.pipeline.max_record_bytes, s.pipeline.max_decompressed_bytes)
         self._out = resolve(self._config.out_uri, s.storage)
         self._lookup = resolve(self._config.lookup_uri, s.storage)
         self._committer = OffsetCommitter(s.kafka, self._config.bootstrap)
+        self._fetcher = RangeFetcher(s.kafka, self._config.bootstrap)
         self._memo = shared_memo(s.kafka.dedupe_horizon_seconds)
         self._hit_rate = Metrics.gauge(NAMESPACE, "cache_hit_permille")
 
     def teardown(self) -> None:
-        for name in ("_tokeniser", "_committer"):
-            obj = getattr(self, name, None)
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: S110 - closing is best effort
-                    pass
+        if getattr(self, "_tokeniser", None) is not None:
+            self._tokeniser = None
+            _release_backend(self._config.settings.pkcs11)
+        for name in ("_committer", "_fetcher"):
+            client = getattr(self, name, None)
+            if client is not None:
+                client.close()
 
     def process(
         self,
@@ -124,8 +157,6 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         timestamp: Any = beam.DoFn.TimestampParam,
         buffer: Any = beam.DoFn.StateParam(BUFFER),
         buffered: Any = beam.DoFn.StateParam(BUFFERED),
-        next_offset: Any = beam.DoFn.StateParam(NEXT),
-        pending: Any = beam.DoFn.StateParam(PENDING),
         timer_at: Any = beam.DoFn.StateParam(TIMER_AT),
         flushed_to: Any = beam.DoFn.StateParam(FLUSHED_TO),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
@@ -143,11 +174,11 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         if closed is not None and window_end <= closed:
             window_end = closed + self._window_us  # a late message rides with the next flush
         current = timer_at.read()
-        if current is None or window_end < current:
-            flush.set(Timestamp(micros=window_end))
-            timer_at.write(window_end)
+        target = window_end if current is None else min(current, window_end)
+        flush.set(Timestamp(micros=target))  # (re)set every time: cheap, and survives lost state
+        timer_at.write(target)
         if n >= self._config.settings.pipeline.batch_size:
-            self._flush(msg.topic, msg.partition, buffer, buffered, next_offset, pending)
+            self._flush(msg.topic, msg.partition, buffer, buffered)
         return iter(())
 
     @on_timer(FLUSH)
@@ -157,8 +188,6 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         fired: Any = beam.DoFn.TimestampParam,
         buffer: Any = beam.DoFn.StateParam(BUFFER),
         buffered: Any = beam.DoFn.StateParam(BUFFERED),
-        next_offset: Any = beam.DoFn.StateParam(NEXT),
-        pending: Any = beam.DoFn.StateParam(PENDING),
         timer_at: Any = beam.DoFn.StateParam(TIMER_AT),
         flushed_to: Any = beam.DoFn.StateParam(FLUSHED_TO),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
@@ -168,9 +197,9 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         flushed_to.write(max(fired_us, flushed_to.read() or 0))
         timer_at.clear()
         count("window_flushes")
-        self._flush(topic, int(part), buffer, buffered, next_offset, pending)
-        if (buffered.read() or 0) > 0 or pending.read() is not None:
-            again = fired_us + self._window_us
+        self._flush(topic, int(part), buffer, buffered)
+        if (buffered.read() or 0) > 0:
+            again = fired_us + self._window_us  # something is still waiting: try again next window
             flush.set(Timestamp(micros=again))
             timer_at.write(again)
         BOARD.maybe_log()
@@ -178,31 +207,45 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
 
     # -- the flush ------------------------------------------------------------------------------
 
-    def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any, next_offset: Any,
-               pending: Any) -> None:
-        waiting_commit = pending.read()
-        if waiting_commit is not None:
-            if not self._committer.commit(topic, partition, waiting_commit):
+    def _settle(self, topic: str, partition: int) -> int | None:
+        """The next offset to write: the committed offset, after committing any flush that is
+        already durable but whose commit was lost. None if Kafka cannot say right now."""
+        committed = self._committer.committed(topic, partition)
+        while committed is not None:
+            record = read_record(self._out, record_path(self._out, topic, partition, committed))
+            if record is None or not record.done or record.end_offset <= committed:
+                return committed
+            if not self._committer.commit(topic, partition, record.end_offset):
                 count("commit_failures")
-                return  # never write beyond an uncommitted flush
-            pending.clear()
-        messages = list(buffer.read())
-        start = next_offset.read()
+                return None
+            count("commits_recovered")
+            committed = record.end_offset
+        count("offset_lookup_failures")
+        return None
+
+    def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any) -> None:
+        start = self._settle(topic, partition)
         if start is None:
-            start = self._committer.committed(topic, partition)
+            return  # Kafka unreachable: keep everything buffered and try again at the next window
+        messages = [m for m in buffer.read() if m.offset >= start]
         split = ready_prefix(messages, start)
-        if split.stale:
-            count("replayed_below_commit", split.stale)
+        if messages and (split.waiting or not split.ready):
+            # The buffer does not continue from the committed offset (a message still in flight,
+            # or runner state lost): re-read the stretch from the log itself.
+            stop = max(m.offset for m in messages) + 1
+            fetched = self._fetcher.fetch(topic, partition, start, stop)
+            count("messages_refetched", len(fetched))
+            split = ready_prefix(fetched + messages, start)
+        log.debug("flush of a partition: start=%d buffered=%d ready=%d waiting=%d", start, len(messages),
+                  len(split.ready), len(split.waiting))
         if split.ready:
             self._write(topic, partition, split)
-            next_offset.write(split.end)
+            if not self._committer.commit(topic, partition, split.end):
+                count("commit_failures")  # durable and marked done: the next flush commits it
         buffer.clear()
         for m in split.waiting:
             buffer.add(m)
         buffered.write(len(split.waiting))
-        if split.ready and not self._committer.commit(topic, partition, split.end):
-            count("commit_failures")
-            pending.write(split.end)
 
     def _write(self, topic: str, partition: int, split: Split) -> None:
         from pipeline.sinks import write_dead_letters, write_events, write_lookup
@@ -242,11 +285,12 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         s = self._config.settings
         der = self._config.custodian_public_key_der
         out = self._out
-        stem = flush_stem(topic, partition, split.ready[0].offset)
+        first = split.ready[0].offset
+        stem = flush_stem(topic, partition, first)
         # 1. sealed lookup entries: added under a unique name, never overwritten
         written_entries = write_lookup(self._lookup, der, s.pkcs11.oaep_hash, entries,
                                        f"{stem}-{uuid.uuid4().hex[:12]}")
-        # 2. the flush record, naming every file this attempt (and any earlier one) writes
+        # 2. the flush record (intent), naming every file this attempt and any earlier one writes
         rejected_all = rejected + batch.rejected
         planned: set[str] = set()
         if batch.table.num_rows:
@@ -256,13 +300,16 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
                        for src, day in pairs}
         if rejected_all:
             planned.add(f"{DEAD_LETTER_DIR}/part-{stem}.parquet")
-        rec_path = record_path(out, topic, partition, split.ready[0].offset)
+        rec_path = record_path(out, topic, partition, first)
         earlier = read_record(out, rec_path)
-        write_record(out, rec_path, earlier | planned, split.end)
-        # 3. dead letters and events, deterministic names
+        listed = set(earlier.files) if earlier is not None else set()
+        write_record(out, rec_path, listed | planned, split.end, done=False)
+        # 3. dead letters and events under deterministic names, then the leftovers of an
+        #    earlier attempt go, then the record says the flush is complete
         dead = write_dead_letters(out, self._lookup, der, s.pkcs11.oaep_hash, rejected_all, stem)
         files = write_events(out, batch.table, stem)
-        removed = replace_earlier_attempt(out, rec_path, earlier | planned, planned, split.end)
+        removed = remove_leftovers(out, listed, planned)
+        write_record(out, rec_path, planned, split.end, done=True)
         rows = sum(f.rows for f in files)
         calls = self._tokeniser.hsm_calls - calls
         hits = self._tokeniser.cache_hits - hits
@@ -276,7 +323,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         count("cache_hits", hits)
         count("lookup_entries", written_entries)
         count("files_written", len(files))
-        count("files_replaced_from_earlier_attempt", removed)
+        count("files_removed_from_earlier_attempt", removed)
         total = self._tokeniser.hsm_calls + self._tokeniser.cache_hits
         if total:
             self._hit_rate.set(int(1000 * self._tokeniser.cache_hits / total))
