@@ -197,7 +197,7 @@ def _lines(data: bytes, fmt: str, position: str, limits: Limits, first_line: int
             yield Rejected("json", "unknown", pos, line)
             continue
         first = False
-        if isinstance(value, dict) and "Records" in value:
+        if isinstance(value, list) or (isinstance(value, dict) and "Records" in value):
             yield from _from_value(value, fmt, pos, line, limits)
         else:
             yield _one(value, fmt, pos, line, line, limits)
