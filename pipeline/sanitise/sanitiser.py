@@ -57,6 +57,17 @@ def _text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
+def _raw_bytes(payload: dict[str, Any]) -> bytes:
+    """The record as bytes for its dead letter, even when it is too deep for orjson."""
+    try:
+        return orjson.dumps(payload)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            return repr(payload).encode("utf-8", "surrogatepass")
+        except RecursionError:
+            return b"<record too deeply nested to serialise>"
+
+
 class _TimeParser:
     """ISO-8601 → aware UTC datetime, memoised (CloudTrail times repeat at one-second grain)."""
 
@@ -155,7 +166,9 @@ class Sanitiser:
         if action == "tokenise":
             return self._tok.tokenise(rule.domain, text, sub)
         if action == "generalise":
-            return GENERALISERS[rule.generaliser](text, self.tokenise)
+            # What a generaliser keeps still passes the safety net (a user agent's "product"
+            # could be an e-mail address).
+            return self._keep(GENERALISERS[rule.generaliser](text, self.tokenise), counts)
         counts["dropped_fields"] += 1
         return None
 
@@ -234,7 +247,14 @@ class Sanitiser:
                         break
             elif rule.domain in _SUBJECT_MAP_DOMAINS:
                 sub = path.rsplit(".", 1)[-1].removesuffix("[]")
-            cell = self._value(rule, value, policy, counts, sub=sub)
+            cell: Any
+            if rule.action == "keep" and isinstance(value, int | float) and not isinstance(value, bool):
+                # Numbers stay numbers in `extra`, unless they look like an account id.
+                cell = value if not looks_identifying(str(value)) else self._keep(str(value), counts)
+            elif rule.action == "keep" and isinstance(value, bool):
+                cell = value
+            else:
+                cell = self._value(rule, value, policy, counts, sub=sub)
             if cell is None:
                 continue
             if key.endswith("[]"):
@@ -258,7 +278,7 @@ class Sanitiser:
             except _NORMALISE_FAILURES:
                 for name in COLUMNS:  # undo a half-appended row
                     del cols[name][mark:]
-                rejected.append(Rejected("normalise", rec.kind, rec.position, orjson.dumps(rec.payload)))
+                rejected.append(Rejected("normalise", rec.kind, rec.position, _raw_bytes(rec.payload)))
                 counts["dead_letters.normalise"] += 1
                 continue
             sources.append(rec.kind)

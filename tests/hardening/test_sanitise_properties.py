@@ -152,10 +152,6 @@ GENERALISER_LEAKS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (pipeline/sanitise/sanitiser.py, owned by the sanitise helper): the kept part of a "
-    "generalised value (user_agent product token, AWS service host, Vault transit/KV path, KMS alias) "
-    "is not passed through the identifier safety net, so identifier-shaped text is written in clear"))
 @pytest.mark.parametrize("kind,event", GENERALISER_LEAKS,
                          ids=[f"{k}-{i}" for i, (k, _) in enumerate(GENERALISER_LEAKS)])
 def test_generalised_values_pass_the_safety_net(local_sanitiser: Sanitiser, kind: str, event: dict[str, Any]) -> None:
@@ -163,10 +159,6 @@ def test_generalised_values_pass_the_safety_net(local_sanitiser: Sanitiser, kind
     assert _leaks(batch, skip=frozenset()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (pipeline/sanitise/sanitiser.py): a value nested 255-1024 levels deep in a tokenised field "
-    "makes orjson.dumps raise in _text, and the except branch's orjson.dumps(rec.payload) raises again, so "
-    "one hostile record crashes the batch; decode() now rejects such records (too_deep) before they get here"))
 def test_sanitiser_survives_values_deeper_than_orjson_can_encode(local_sanitiser: Sanitiser) -> None:
     deep = orjson.loads(b"[" * 300 + b"]" * 300)
     batch, _ = _run(local_sanitiser, [Record("cloudtrail", {"eventName": "Decrypt", "userIdentity": {"arn": deep}},
