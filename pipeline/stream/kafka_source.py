@@ -40,7 +40,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from pipeline.config import KafkaSettings
 from pipeline.errors import InputError
 from pipeline.stream.client import open_consumer, reason
-from pipeline.stream.messages import UNBOUNDED, KafkaMessage, KafkaPartition, partition_key
+from pipeline.stream.messages import UNBOUNDED, KafkaBatch, KafkaMessage, KafkaPartition, partition_key
 from pipeline.stream.status import BOARD
 
 log = logging.getLogger(__name__)
@@ -195,29 +195,38 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                     _advance_idle(watermark)  # truly caught up, not merely waiting for a fetch
                 tracker.defer_remainder(IDLE_RESUME)
                 return
+            # One element per poll: the runner's per-element cost is paid per batch, not per
+            # message. Stamped with the first record's time (never behind this restriction's
+            # watermark: a record stamped earlier is carried at the watermark, not dropped).
+            taken: list[KafkaMessage] = []
+            first_ts: Timestamp | None = None
+            finished = False
             for rec in records:
                 if rec.offset < position:
                     continue  # a re-delivered record from before the restriction
                 if not tracker.try_claim(rec.offset):
                     self._assigned = None  # the next restriction may start elsewhere
-                    return
-                # Never behind this restriction's own watermark: a record stamped earlier (clock
-                # skew, producer-set times) is carried at the watermark, not treated as droppable.
+                    finished = True
+                    break
                 ts = Timestamp(micros=max(0, int(rec.timestamp)) * 1000)
                 current = watermark.current_watermark()
                 if current is not None and ts < current:
                     ts = current
-                _observe(watermark, ts)
+                if first_ts is None:
+                    first_ts = ts
                 value = rec.value if rec.value is not None else b""
-                yield beam.window.TimestampedValue(
-                    KafkaMessage(element.topic, element.partition, int(rec.offset), position,
-                                 int(rec.timestamp), bytes(value)),
-                    ts,
-                )
+                taken.append(KafkaMessage(element.topic, element.partition, int(rec.offset), position,
+                                          int(rec.timestamp), bytes(value)))
                 position = int(rec.offset) + 1
                 self._next_offset = position
-                emitted += 1
                 self._bytes.inc(len(value))
+                _observe(watermark, ts)
+            if taken and first_ts is not None:
+                emitted += len(taken)
+                yield beam.window.TimestampedValue(
+                    KafkaBatch(element.topic, element.partition, tuple(taken)), first_ts)
+            if finished:
+                return
             self._read.inc(len(records))
             if emitted >= MAX_RECORDS_PER_CALL or time.monotonic() - started >= MAX_SECONDS_PER_CALL:
                 self._report_lag(tp, position, lag_gauge)
@@ -322,7 +331,8 @@ class _NewPartitionsOnly(beam.DoFn):  # type: ignore[misc]
 
 
 class ReadFromKafka(beam.PTransform):  # type: ignore[misc]
-    """Read ``topics`` as a PCollection of :class:`KafkaMessage`, timestamped by the record time.
+    """Read ``topics`` as a PCollection of :class:`KafkaBatch` (consecutive messages of one
+    partition, as one poll returned them), timestamped by the first record's time.
 
     ``until_end=True`` is the bounded mode: every partition is read up to the end offset seen
     when the pipeline started, then the read finishes. Otherwise the read never finishes and

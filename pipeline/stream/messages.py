@@ -36,3 +36,11 @@ class KafkaMessage(NamedTuple):
 def partition_key(topic: str, partition: int) -> str:
     """The key of a partition in keyed state and metric names, e.g. ``kms-audit/3``."""
     return f"{topic}/{partition}"
+
+
+class KafkaBatch(NamedTuple):
+    """Consecutive messages of one partition, read by one poll (one element for the runner)."""
+
+    topic: str
+    partition: int
+    messages: tuple[KafkaMessage, ...]

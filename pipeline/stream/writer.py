@@ -55,7 +55,7 @@ from pipeline.stream.flushes import (
     remove_leftovers,
     write_record,
 )
-from pipeline.stream.messages import KafkaMessage
+from pipeline.stream.messages import KafkaBatch
 from pipeline.stream.status import BOARD, NAMESPACE, count
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
 
     def process(
         self,
-        item: tuple[str, KafkaMessage],
+        item: tuple[str, KafkaBatch],
         timestamp: Any = beam.DoFn.TimestampParam,
         buffer: Any = beam.DoFn.StateParam(BUFFER),
         buffered: Any = beam.DoFn.StateParam(BUFFERED),
@@ -161,11 +161,11 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         flushed_to: Any = beam.DoFn.StateParam(FLUSHED_TO),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
-        _, msg = item
-        buffer.add(msg)
-        n = (buffered.read() or 0) + 1
+        _, batch = item
+        buffer.add(batch.messages)
+        n = (buffered.read() or 0) + len(batch.messages)
         buffered.write(n)
-        count("messages_in")
+        count("messages_in", len(batch.messages))
         ts = int(timestamp.micros)
         closed = flushed_to.read()
         if closed is not None and ts < closed:
@@ -178,7 +178,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         flush.set(Timestamp(micros=target))  # (re)set every time: cheap, and survives lost state
         timer_at.write(target)
         if n >= self._config.settings.pipeline.batch_size:
-            self._flush(msg.topic, msg.partition, buffer, buffered)
+            self._flush(batch.topic, batch.partition, buffer, buffered)
         return iter(())
 
     @on_timer(FLUSH)
@@ -227,7 +227,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         start = self._settle(topic, partition)
         if start is None:
             return  # Kafka unreachable: keep everything buffered and try again at the next window
-        messages = [m for m in buffer.read() if m.offset >= start]
+        messages = [m for group in buffer.read() for m in group if m.offset >= start]
         split = ready_prefix(messages, start)
         if messages and (split.waiting or not split.ready):
             # The buffer does not continue from the committed offset (a message still in flight,
@@ -243,8 +243,8 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
             if not self._committer.commit(topic, partition, split.end):
                 count("commit_failures")  # durable and marked done: the next flush commits it
         buffer.clear()
-        for m in split.waiting:
-            buffer.add(m)
+        if split.waiting:
+            buffer.add(tuple(split.waiting))
         buffered.write(len(split.waiting))
 
     def _write(self, topic: str, partition: int, split: Split) -> None:
@@ -343,7 +343,7 @@ class WriteExactlyOnce(beam.PTransform):  # type: ignore[misc]
 
         return (
             messages
-            | "ByPartition" >> beam.Map(lambda m: (partition_key(m.topic, m.partition), m))
+            | "ByPartition" >> beam.Map(lambda b: (partition_key(b.topic, b.partition), b))
             .with_output_types(tuple[str, Any])
             | "Write" >> beam.ParDo(_WriteExactlyOnce(self._config))
         )
