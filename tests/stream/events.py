@@ -87,3 +87,8 @@ def messages(n: int, partitions: int = 1, every_nth_vault: int = 5, batch_every:
 def output_id(event_id_column: str) -> str:
     """The generator's event id behind an output ``event_id`` (Vault ids carry ``:response``)."""
     return event_id_column.split(":", 1)[0]
+
+
+def expected_ids(n: int) -> set[str]:
+    """The generator event ids of ``messages(n, …)`` (every i in range(n) is exactly one event)."""
+    return {event_id(i) for i in range(n)}
