@@ -16,6 +16,9 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------------------------
 APT_PACKAGES=(softhsm2 opensc postgresql python3-venv)
+# The Kafka broker for the streaming tests runs on Java and is resolved with Maven.
+command -v java >/dev/null || APT_PACKAGES+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || APT_PACKAGES+=(maven)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,6 +57,7 @@ then
 fi
 
 # --- Beam Prism runner (built from the Go module proxy, pinned to the Beam version) -------------
+command -v go >/dev/null || { say "Go (1.22 or newer) is required to build Beam's Prism runner and MinIO"; exit 1; }
 mkdir -p "$AUDITVEIL_TOOLS/bin"
 if [[ ! -x "$AUDITVEIL_TOOLS/bin/prism-$BEAM_VERSION" ]]; then
     say "building Beam's Prism runner v$BEAM_VERSION with go install"
