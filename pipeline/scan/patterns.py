@@ -13,11 +13,15 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "aws_access_key": re.compile(
         r"(?<![A-Z0-9])(?:AKIA|ASIA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA|APKA)[A-Z0-9]{12,}(?![A-Z0-9])"
     ),
-    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    # The look-behind makes a match start only where a run of local-part characters starts, so
+    # a long run without "@" is scanned once, not once per position (quadratic otherwise).
+    "email": re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
     "ipv4": re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"),
     "ipv6": re.compile(
         r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
-        r"|(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:?){0,6}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
+        # Compressed form: groups after "::" are colon-separated. (An optional colon there let a
+        # long hex run be split into groups in exponentially many ways: catastrophic backtracking.)
+        r"|(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
     ),
     # Twelve digits, but not the last group of a UUID (…-4a5b-000000001234).
     "account_id": re.compile(r"(?<![\d.])(?<![0-9A-Fa-f]{4}-)\d{12}(?![\d.])"),
