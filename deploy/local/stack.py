@@ -364,7 +364,7 @@ def _start_stream(state: dict[str, Any], env: dict[str, str], bootstrap: str) ->
     _save(state)
     # The preflight (HSM, topics, destinations, Prism) fails within seconds when something is
     # wrong; still running after that means the pipeline is reading Kafka.
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 12
     _wait("the streaming pipeline", lambda: time.monotonic() > deadline, pid, 30, log)
     say("streaming pipeline running (Prism), windows of 5 s")
 
