@@ -1,0 +1,62 @@
+"""The CI fuzz budget: each atheris target runs a few seconds from the committed corpus.
+
+A crash (an uncaught exception, i.e. a broken invariant) fails the test and leaves the input
+in the test's temporary directory; reproduce it with ``python -m tests.fuzz.run TARGET FILE``.
+``AUDITVEIL_FUZZ_SECONDS`` scales the budget (default: decode 20 s, normalise 10 s, pipeline 30 s);
+``scripts/fuzz`` runs the long version.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.tokenise.backends import LOCAL_KEY_OPT_IN
+from tests.fuzz.targets import TARGETS
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).resolve().parent / "corpus"
+BUDGET = {"decode": 20, "normalise": 10, "pipeline": 30}
+
+
+def _seeds() -> list[Path]:
+    return sorted(p for p in CORPUS.iterdir() if p.is_file())
+
+
+def test_corpus_is_committed_and_small() -> None:
+    seeds = _seeds()
+    assert len(seeds) >= 30
+    assert sum(p.stat().st_size for p in seeds) < 256 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_every_seed_passes_every_target(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay in-process: the cheapest regression check, and it proves the seeds are valid."""
+    monkeypatch.setenv("AUDITVEIL_INSECURE_LOCAL_KEY", LOCAL_KEY_OPT_IN)
+    for seed in _seeds():
+        TARGETS[name](seed.read_bytes())
+
+
+@pytest.mark.parametrize("name", sorted(BUDGET))
+def test_fuzz_budget(name: str, tmp_path: Path) -> None:
+    scale = float(os.environ.get("AUDITVEIL_FUZZ_SECONDS", "0") or 0)
+    seconds = max(1, int(scale)) if scale else BUDGET[name]
+    scratch = tmp_path / "corpus"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITVEIL_")}
+    if name == "pipeline":
+        env["AUDITVEIL_INSECURE_LOCAL_KEY"] = LOCAL_KEY_OPT_IN  # the in-memory test key, this process only
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz.run", name, str(scratch), str(CORPUS),
+         f"-max_total_time={seconds}", f"-artifact_prefix={tmp_path}/", "-rss_limit_mb=1536", "-timeout=20",
+         "-max_len=65536", "-print_final_stats=1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 120, check=False,
+    )
+    runs = [line for line in done.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
+    assert done.returncode == 0, f"fuzz target {name} found a failure; artifact in {tmp_path}\n" + "\n".join(
+        line for line in done.stderr.splitlines()[-40:] if "Instrumenting" not in line)
+    assert runs and int(runs[0].split(":")[-1]) > 100, "the fuzzer did not actually run"
