@@ -39,41 +39,65 @@ def env(s3: S3Server, cli_env: dict[str, str]) -> dict[str, str]:
     return {**clean, **s3.env()}
 
 
+def _upload_sample(client: Any, bucket: str, tmp: Path) -> tuple[int, int, Path]:
+    """The demo's realistic KMS export tree into ``bucket``; returns (log objects, digests, vault log)."""
+    from pipeline.sample.generate import write_sample
+
+    root = tmp / "sample"
+    write_sample(root, events=240, seed=5)
+    logs = digests = 0
+    for path in sorted((root / "AWSLogs").rglob("*.json.gz")):
+        key = f"org/{path.relative_to(root).as_posix()}"
+        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        if "CloudTrail-Digest" in key:
+            digests += 1
+        else:
+            logs += 1
+    return logs, digests, root / "vault" / "audit.log"
+
+
 def test_export_tree_to_eu_buckets_and_back_to_analysts(
     s3: S3Server, env: dict[str, str], fixtures_dir: Path, tmp_path: Path,
 ) -> None:
     src = s3.make_bucket("trail")
     out_bucket, lookup_bucket = s3.make_bucket("events"), s3.make_bucket("vault")
-    tree = export_tree.build(s3.client(), src, fixtures_dir)
+    client = s3.client()
+    tree = export_tree.build(client, src, fixtures_dir)  # odd shapes, org trail, digests, Insight
+    logs, digests, vault_log = _upload_sample(client, src, tmp_path)  # realistic KMS traffic
     out, lookup = f"s3://{out_bucket}/events", f"s3://{lookup_bucket}/lookup"
-    first = _run(env, tmp_path, "first", "--input", tree.uri, "--out", out, "--lookup", lookup,
-                 "--since", "2026-04-28", "--until", "2026-04-30")
-    objects = len(tree.events) + len(tree.insight)
-    assert first["files_planned"] == objects
-    assert first["digests_skipped"] == len(tree.digests)
-    assert first["events_in"]["cloudtrail"] > 0
+    args = ("--input", f"s3://{src}", "--input", str(vault_log), "--out", out, "--lookup", lookup)
+    first = _run(env, tmp_path, "first", *args)
+    objects = len(tree.events) + len(tree.insight) + len(tree.outside) + logs
+    assert first["files_planned"] == objects + 1  # and the local Vault audit log
+    assert first["digests_skipped"] == len(tree.digests) + digests
+    assert first["events_in"]["cloudtrail"] > 0 and first["events_in"]["vault"] > 0
     assert first["rows_written"] == sum(first["events_out"].values()) > 0
 
-    # Analysts: every example query runs unchanged against the real output.
+    # Analysts: every example query runs unchanged against the real output, with answers.
     counted = _cli(env, "query", "--out", out, "--format", "json", "SELECT count(*) AS n FROM events")
     assert counted.returncode == 0, counted.stderr
     assert json.loads(counted.stdout)["n"] == first["rows_written"]
+    answers: dict[str, list[dict[str, Any]]] = {}
     for query in QUERIES:
-        proc = _cli(env, "query", "--out", out, "--file", str(query), "--format", "csv")
+        proc = _cli(env, "query", "--out", out, "--file", str(query), "--format", "json")
         assert proc.returncode == 0, f"{query.name}: {proc.stderr}"
-        assert proc.stdout.splitlines()[0].count(",") >= 3, query.name
+        answers[query.stem] = [json.loads(line) for line in proc.stdout.splitlines()]
+    decrypts = answers["decrypts_by_resource_kind"]
+    assert {r["source"] for r in decrypts} == {"cloudtrail", "vault"}
+    assert all(r["principal"] is None or "." in r["principal"] for r in decrypts)
+    assert answers["failed_decrypts_by_principal"], "the sample has AccessDenied / permission denied"
+    assert "unusual_source_networks" in answers
 
     # The analysts' bucket holds no identifier.
-    originals = [str(fixtures_dir / f) for f in export_tree.EVENT_FILES]
+    originals = [str(fixtures_dir / f) for f in export_tree.EVENT_FILES] + [str(tmp_path / "sample")]
     scan = _cli(env, "scan", "--out", out, *[a for o in originals for a in ("--originals", o)])
     assert scan.returncode == 0, scan.stdout + scan.stderr
     for account in (export_tree.ACCOUNT_A, export_tree.ACCOUNT_B):
-        for obj in s3.client().list_objects_v2(Bucket=out_bucket).get("Contents", []):
+        for obj in client.list_objects_v2(Bucket=out_bucket).get("Contents", []):
             assert account not in obj["Key"]
 
     # Re-running finds nothing new to process.
-    second = _run(env, tmp_path, "second", "--input", tree.uri, "--out", out, "--lookup", lookup,
-                  "--since", "2026-04-28", "--until", "2026-04-30")
+    second = _run(env, tmp_path, "second", *args)
     if second["files_planned"] != 0:
         pytest.xfail("auditveil run does not consult the input manifest yet (pipeline.storage.manifest)")
     assert sum(second["events_in"].values()) == 0
