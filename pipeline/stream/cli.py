@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Any
 
 from pipeline.config import Settings, with_overrides
@@ -100,6 +101,18 @@ def check_topics(settings: Settings, topics: list[str]) -> None:
         consumer.close(autocommit=False)
 
 
+def _log_to_stderr(name: str, level: int) -> None:
+    """Our own handler: Beam's workers run in this process and may reconfigure the root logger."""
+    logger = logging.getLogger(name)
+    logger.setLevel(level)
+    if not any(getattr(h, "_auditveil", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._auditveil = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
 def run_streaming(args: argparse.Namespace, settings: Settings) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -121,8 +134,8 @@ def run_streaming(args: argparse.Namespace, settings: Settings) -> int:
     load_policies(settings.pipeline.policy_dir)  # a bad policy fails before any work
     der = custodian_key(settings)  # fail closed: no HSM, no stream
     check_topics(settings, args.topic)
-    status = logging.getLogger(STATUS_LOGGER)
-    status.setLevel(logging.INFO)
+    _log_to_stderr(STATUS_LOGGER, logging.INFO)
+    _log_to_stderr("pipeline.stream", logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     BOARD.interval = max(1.0, args.status_seconds)
     config = StreamConfig(settings, settings.kafka.bootstrap, args.out, args.lookup, der,
                           settings.kafka.window_seconds, getattr(args, "format", "auto"))
