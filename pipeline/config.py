@@ -165,6 +165,7 @@ class KafkaSettings:
     ssl_cafile: str = ""
     window_seconds: int = 60
     dedupe_horizon_seconds: int = 86_400
+    discovery_seconds: int = 30  # streaming: how often topic metadata is re-read for new partitions
 
 
 @dataclass(frozen=True)
