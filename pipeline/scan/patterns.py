@@ -16,7 +16,11 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     # The look-behind makes a match start only where a run of local-part characters starts, so
     # a long run without "@" is scanned once, not once per position (quadratic otherwise).
     "email": re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    "ipv4": re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"),
+    # Not inside a longer run of dotted numbers (1.2.3.4.5 is a version), but found after or
+    # before a dotted word: "kv.198.51.100.7.read" (a value glued into a kept field) is an IP.
+    "ipv4": re.compile(
+        r"(?<!\d)(?<!\d\.)(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d)(?!\.\d)"
+    ),
     "ipv6": re.compile(
         r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
         # Compressed form: groups after "::" are colon-separated. (An optional colon there let a
@@ -24,7 +28,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])"
     ),
     # Twelve digits, but not the last group of a UUID (…-4a5b-000000001234).
-    "account_id": re.compile(r"(?<![\d.])(?<![0-9A-Fa-f]{4}-)\d{12}(?![\d.])"),
+    # Likewise not inside dotted numbers (0.123456789012), but "h210987654321.amazonaws.com" counts.
+    "account_id": re.compile(r"(?<!\d)(?<!\d\.)(?<![0-9A-Fa-f]{4}-)\d{12}(?!\d)(?!\.\d)"),
 }
 
 _ANY = re.compile("|".join(f"(?:{p.pattern})" for p in PATTERNS.values()))
