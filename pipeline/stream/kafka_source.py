@@ -41,7 +41,7 @@ from pipeline.config import KafkaSettings
 from pipeline.errors import InputError
 from pipeline.stream.client import open_consumer, reason
 from pipeline.stream.messages import UNBOUNDED, KafkaBatch, KafkaMessage, KafkaPartition, partition_key
-from pipeline.stream.status import BOARD
+from pipeline.stream.status import BOARD, count
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,7 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
             # message. Stamped with the first record's time (never behind this restriction's
             # watermark: a record stamped earlier is carried at the watermark, not dropped).
             taken: list[KafkaMessage] = []
+            late = 0
             first_ts: Timestamp | None = None
             finished = False
             for rec in records:
@@ -212,6 +213,7 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                 current = watermark.current_watermark()
                 if current is not None and ts < current:
                     ts = current
+                    late += 1
                 if first_ts is None:
                     first_ts = ts
                 value = rec.value if rec.value is not None else b""
@@ -221,6 +223,7 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                 self._next_offset = position
                 self._bytes.inc(len(value))
                 _observe(watermark, ts)
+            count("late_messages", late)
             if taken and first_ts is not None:
                 emitted += len(taken)
                 yield beam.window.TimestampedValue(
@@ -292,6 +295,7 @@ class _DiscoverPartitions(beam.DoFn):  # type: ignore[misc]
         for attempt in range(20):
             try:
                 tps = []
+                self._consumer.topics()  # a fresh metadata read: partitions added since appear
                 for topic in self._topics:
                     parts = self._consumer.partitions_for_topic(topic)
                     if not parts:

@@ -38,7 +38,8 @@ def build_pipeline(config: StreamConfig, topics: Sequence[str], until_end: bool,
     p = beam.Pipeline(options=options)
     _ = (
         p
-        | "ReadKafka" >> ReadFromKafka(config.settings.kafka, config.bootstrap, topics, until_end=until_end)
+        | "ReadKafka" >> ReadFromKafka(config.settings.kafka, config.bootstrap, topics, until_end=until_end,
+                                      discovery_seconds=float(max(1, config.settings.kafka.discovery_seconds)))
         | "WriteExactlyOnce" >> WriteExactlyOnce(config)
     )
     return p
