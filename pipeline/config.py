@@ -151,6 +151,15 @@ class StorageSettings:
     s3_retry_seconds: int = 60  # keep retrying 5xx / timeouts / refused connections this long
     s3_timeout_seconds: int = 30  # per request (connect: at most 10)
     jurisdiction_file: str = ""  # empty: schemas/jurisdiction.toml shipped with auditveil
+    # Where s3:// *inputs* (CloudTrail exports) are read, when not from the output endpoint:
+    # setting any input_s3_endpoint/region/access_key/profile switches inputs to these (an empty
+    # input_s3_endpoint then means AWS itself). Secret: AUDITVEIL_STORAGE_INPUT_S3_SECRET_KEY.
+    input_s3_endpoint: str = ""
+    input_s3_region: str = ""
+    input_s3_access_key: str = ""
+    input_s3_secret_key: Secret | None = None
+    input_s3_profile: str = ""
+    input_s3_path_style: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,7 +212,8 @@ class Settings:
 
 
 _SECRET_FIELDS_FORBIDDEN_IN_FILE = {
-    ("pkcs11", "pin"), ("pkcs11", "custodian_pin"), ("storage", "s3_secret_key"), ("kafka", "sasl_password"),
+    ("pkcs11", "pin"), ("pkcs11", "custodian_pin"), ("storage", "s3_secret_key"),
+    ("storage", "input_s3_secret_key"), ("kafka", "sasl_password"),
 }
 
 

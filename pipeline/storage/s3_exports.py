@@ -14,6 +14,7 @@ message — :attr:`ExportObject.display` is the non-identifying name used for po
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -72,6 +73,32 @@ class ExportListing(list[ExportObject]):
     digests_skipped: int = 0
     outside_layout_skipped: int = 0
     listed: int = 0
+
+
+def input_storage(storage: StorageSettings) -> StorageSettings:
+    """The settings s3:// *inputs* are read with.
+
+    By default the same endpoint and credentials as the output. Setting any of
+    ``input_s3_endpoint``, ``input_s3_region``, ``input_s3_access_key`` or ``input_s3_profile``
+    switches inputs to their own endpoint and credentials: the usual case of CloudTrail
+    exports in an AWS account and output on EU storage. An empty ``input_s3_endpoint`` then
+    means AWS itself, named explicitly (``s3.<region>.amazonaws.com``) so that
+    ``AWS_ENDPOINT_URL``, which may point at the output provider, is not picked up.
+    """
+    endpoint = getattr(storage, "input_s3_endpoint", "")
+    region = getattr(storage, "input_s3_region", "")
+    access_key = getattr(storage, "input_s3_access_key", "")
+    profile = getattr(storage, "input_s3_profile", "")
+    if not (endpoint or region or access_key or profile):
+        return storage
+    if not endpoint:  # AWS itself; set input_s3_region to the trail bucket's region
+        endpoint = f"https://s3.{region}.amazonaws.com" if region else "https://s3.amazonaws.com"
+        region = region or "us-east-1"
+    return dataclasses.replace(
+        storage, s3_endpoint=endpoint, s3_region=region or storage.s3_region, s3_access_key=access_key,
+        s3_secret_key=getattr(storage, "input_s3_secret_key", None), s3_profile=profile,
+        s3_path_style=bool(getattr(storage, "input_s3_path_style", False)),
+    )
 
 
 def _as_date(value: dt.date | str | None, what: str) -> dt.date | None:
@@ -183,6 +210,7 @@ def expand_s3_inputs(
     With an account, region or date filter, objects outside the export layout are skipped
     (counted); without filters every object below the prefix is read.
     """
+    storage = input_storage(storage)
     parsed = s3client.parse_s3_uri(uri)
     since_d, until_d = _as_date(since, "--since"), _as_date(until, "--until")
     if since_d and until_d and until_d < since_d:
@@ -267,6 +295,7 @@ def read_object(storage: StorageSettings, uri_or_key: str | ExportObject, bucket
         if not bucket:
             raise ConfigError("read_object needs an s3:// URI or a bucket for a bare key")
         b, k = bucket, uri_or_key
+    storage = input_storage(storage)
     client = s3client.client(storage)
 
     def get() -> bytes:
@@ -307,6 +336,6 @@ def parse_sqs_notification(body: bytes | str) -> list[str]:
 
 
 __all__ = [
-    "ExportListing", "ExportObject", "expand_s3_inputs", "parse_key",
+    "ExportListing", "ExportObject", "expand_s3_inputs", "input_storage", "parse_key",
     "parse_sqs_notification", "read_object",
 ]

@@ -9,7 +9,7 @@ import pytest
 from pipeline.errors import ConfigError, DecodeError, InputError
 from pipeline.storage import s3_exports
 from pipeline.storage.s3_exports import expand_s3_inputs, parse_sqs_notification, read_object
-from tests.services.s3 import S3Server
+from tests.services.s3 import FaultProxy, S3Server
 from tests.storage import export_tree
 from tests.storage.export_tree import ACCOUNT_A, ACCOUNT_B, ExportTree
 
@@ -151,3 +151,36 @@ def test_parse_key_layout() -> None:
         "account": "111122223333", "region": "eu-west-3", "kind": "CloudTrail", "date": "2026-01-02"}
     assert s3_exports.parse_key("AWSLogs/111122223333/CloudTrail/eu-west-3/2026/01/02/") is None
     assert s3_exports.parse_key("random/file.json.gz") is None
+
+
+def test_input_settings_default_to_the_output_ones() -> None:
+    from pipeline.config import Secret, StorageSettings
+    from pipeline.storage.s3_exports import input_storage
+
+    out = StorageSettings(s3_endpoint="https://s3.fr-par.scw.cloud", s3_region="fr-par", s3_access_key="SCW1")
+    assert input_storage(out) is out
+    aws = input_storage(StorageSettings(
+        s3_endpoint="https://s3.fr-par.scw.cloud", s3_region="fr-par", s3_access_key="SCW1",
+        input_s3_region="eu-west-1", input_s3_access_key="AKIAEXAMPLE", input_s3_secret_key=Secret("s")))
+    assert (aws.s3_endpoint, aws.s3_region, aws.s3_access_key, aws.s3_path_style) == (
+        "https://s3.eu-west-1.amazonaws.com", "eu-west-1", "AKIAEXAMPLE", False)
+    assert aws.s3_secret_key == Secret("s")
+    profile_only = input_storage(StorageSettings(input_s3_profile="trail-reader"))
+    assert (profile_only.s3_endpoint, profile_only.s3_region) == ("https://s3.amazonaws.com", "us-east-1")
+
+
+def test_inputs_and_outputs_on_different_endpoints(s3: S3Server, tree: ExportTree, s3_proxy: FaultProxy) -> None:
+    """Output endpoint down (the proxy answers 503), input endpoint fine: reading works."""
+    from pipeline.config import Secret
+    from pipeline.storage import fs
+
+    storage = s3.storage(via_proxy=True, s3_retry_seconds=1, input_s3_endpoint=s3.endpoint,
+                         input_s3_region=s3.region, input_s3_access_key=s3.access_key,
+                         input_s3_secret_key=Secret(s3.secret_key), input_s3_path_style=True)
+    s3_proxy.fail_for(30)
+    listing = expand_s3_inputs(tree.uri, storage, accounts=[ACCOUNT_A], regions=["eu-west-1"])
+    assert {o.key for o in listing} == _events(tree, account=ACCOUNT_A, region="eu-west-1")
+    assert read_object(storage, listing[0]) == tree.events[listing[0].key]
+    out = fs.resolve(f"s3://{tree.bucket}/out", storage)
+    with pytest.raises(Exception, match="kept failing"):
+        fs.write_bytes_atomic(out, out.join("x"), b"x")
