@@ -15,8 +15,10 @@ name: its files overwrite the old ones. The replay may cut the run at a differen
 any data file, lists every file the earlier attempt may have written, and the ones the
 replay does not rewrite are deleted. Nothing is left twice. Once every file is written the
 record is marked ``done``: if the process dies between that and the offset commit, the next
-flush finds the done record at the committed offset and only commits. (Lookup entries are the exception by design: they are only ever added, under
-unique names, and a token may have several entries that all open to the same value.)
+flush finds the done record at the committed offset and only commits.
+
+Lookup entries are the exception, by design: they are only ever added, under unique names,
+and a token may have several entries that all open to the same value.
 """
 
 from __future__ import annotations

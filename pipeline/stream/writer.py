@@ -181,7 +181,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
             self._flush(batch.topic, batch.partition, buffer, buffered)
         return iter(())
 
-    @on_timer(FLUSH)
+    @on_timer(FLUSH)  # type: ignore[untyped-decorator]
     def on_flush(
         self,
         key: Any = beam.DoFn.KeyParam,
@@ -226,7 +226,8 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
     def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any) -> None:
         start = self._settle(topic, partition)
         if start is None:
-            return  # Kafka unreachable: keep everything buffered and try again at the next window
+            time.sleep(1.0)  # Kafka unreachable: keep everything buffered, retry at a later window
+            return
         messages = [m for group in buffer.read() for m in group if m.offset >= start]
         split = ready_prefix(messages, start)
         if messages and (split.waiting or not split.ready):

@@ -37,7 +37,7 @@ class StreamProcess:
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "w")
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, text=True)
 

@@ -50,7 +50,7 @@ def test_bounded_stream_writes_every_event_once(kafka_broker: KafkaBroker, cli_e
     assert set(ids) == expected_ids(n)
     assert max(ids.values()) == 1, "an event id was written twice"
     assert dead_letter_rows(out) == malformed
-    assert "dead_letters=%d" % malformed in first.stdout
+    assert f"dead_letters={malformed}" in first.stdout
     assert "duplicates=" in first.stdout and "duplicates=0" not in first.stdout
     # offsets committed exactly up to the end, for every partition
     assert kafka_broker.committed("e2e", topic) == kafka_broker.end_offsets(topic)

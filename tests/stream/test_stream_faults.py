@@ -92,7 +92,7 @@ def test_kill_and_restart_loses_nothing_and_duplicates_nothing(
     assert "stream: " in crashed.output()  # the periodic status line ran
 
     started = time.monotonic()
-    resumed = run_stream(cmd + ["--until-end"], env, timeout=900)
+    resumed = run_stream([*cmd, "--until-end"], env, timeout=900)
     resume_s = time.monotonic() - started
     assert resumed.returncode == 0, resumed.stderr[-4000:]
 
