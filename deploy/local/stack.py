@@ -172,14 +172,18 @@ def _stop_group(name: str, pid: int, sig: int = signal.SIGTERM, timeout: float =
 # -- components ----------------------------------------------------------------------------------
 
 
-def _start_hsm(state: dict[str, Any]) -> dict[str, str]:
+def _start_hsm(state: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Two SoftHSM2 tokens with auditveil's keys; returns the environment of the pipeline
+    (pipeline token PIN only) and of the re-identification service (custodian token PIN only)."""
     from pipeline.custody.keys import ensure_keys
     from pipeline.custody.softhsm import ensure_token
 
     token = ensure_token(STATE / "hsm", label="auditveil-stack")
     ensure_keys(token.settings())
-    say("SoftHSM2 token 'auditveil-stack' ready, keys created")
-    return token.environ()
+    pipeline_env = token.pipeline_environ()
+    reid_env = {k: v for k, v in token.environ().items() if k != "AUDITVEIL_PKCS11_PIN_FILE"}
+    say(f"SoftHSM2 tokens '{token.label}' and '{token.custodian_label}' ready, keys created")
+    return pipeline_env, reid_env
 
 
 def _start_kafka(state: dict[str, Any], env: dict[str, str]) -> str:
@@ -403,8 +407,8 @@ def up() -> int:
     base_env["PATH"] = f"{VENV_BIN}:{base_env.get('PATH', '/usr/bin:/bin')}"
     base_env["AUDITVEIL_STATE_DIR"] = str(STATE / "reid-state")
     try:
+        pipeline_hsm, reid_hsm = _start_hsm(state)
         env = dict(base_env)
-        env.update(_start_hsm(state))
         bootstrap = _start_kafka(state, base_env)
         env.update(_start_s3(state))
         env.update(_start_postgres(state, base_env))
@@ -413,8 +417,10 @@ def up() -> int:
         state["env"] = {k: v for k, v in env.items() if k not in base_env or base_env[k] != v}
         _save(state)
         _enrol(env)
-        _start_stream(state, env, bootstrap)
-        url = _start_reid(state, env)
+        # Each process gets only its own token's PIN: the pipeline computes tokens and cannot
+        # unwrap; the service unwraps and cannot compute tokens.
+        _start_stream(state, {**env, **pipeline_hsm}, bootstrap)
+        url = _start_reid(state, {**env, **reid_hsm})
     except BaseException as exc:
         say(f"start-up failed: {exc}; stopping what was started")
         down(purge=False)

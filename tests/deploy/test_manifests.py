@@ -29,9 +29,7 @@ KUSTOMIZE_VERSION = "5.7.1"
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "FlinkDeployment"}
 SECRET_ENV = re.compile(r"(PIN|PASSWORD|PASSWD|SECRET|API_?KEY|PRIVATE|CREDENTIAL)|TOKEN$", re.I)
-SECRET_CONFIG_KEY = re.compile(
-    r"^\s*(pin|password|sasl_password|s3_secret_key|secret|api_key)\s*=", re.I | re.M
-)
+SECRET_CONFIG_KEY = re.compile(r"^\s*(pin|password|sasl_password|s3_secret_key|secret|api_key)\s*=", re.I | re.M)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -63,9 +61,28 @@ def _raw_resources() -> list[dict[str, Any]]:
     return out
 
 
-@pytest.fixture(scope="module", params=[p.name for p in OVERLAYS] + ["base"])
-def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    target = K8S / "base" if request.param == "base" else K8S / "overlays" / request.param
+COMPONENTS = sorted(p.parent for p in (K8S / "components").glob("*/kustomization.yaml"))
+TARGETS = ["base"] + [f"overlays/{p.name}" for p in OVERLAYS] + [f"components/{p.name}" for p in COMPONENTS]
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """What kubectl would apply: the base, each overlay, and the base with each HSM component
+    (a component no overlay uses is still rendered and checked)."""
+    target = K8S / request.param
+    if request.param.startswith("components/"):
+        wrapper = tmp_path_factory.mktemp("kustomize")
+        (wrapper / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": [os.path.relpath(K8S / "base", wrapper)],
+                    "components": [os.path.relpath(target, wrapper)],
+                }
+            )
+        )
+        target = wrapper
     proc = subprocess.run([_kustomize(), "build", str(target)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"kustomize build {request.param} failed: {proc.stderr}"
     docs = _docs(proc.stdout)
@@ -107,13 +124,8 @@ def _containers(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def _flink_pod(doc: dict[str, Any], part: str) -> dict[str, Any]:
     """A FlinkDeployment's JobManager or TaskManager pod as the operator builds it: the common
     pod template merged with the role's one, arrays merged by name (as configured)."""
-    assert (
-        doc["spec"]["flinkConfiguration"].get("kubernetes.operator.pod-template.merge-arrays-by-name")
-        == "true"
-    )
-    return _merge(
-        doc["spec"].get("podTemplate", {}).get("spec", {}), doc["spec"][part]["podTemplate"]["spec"]
-    )
+    assert doc["spec"]["flinkConfiguration"].get("kubernetes.operator.pod-template.merge-arrays-by-name") == "true"
+    return _merge(doc["spec"].get("podTemplate", {}).get("spec", {}), doc["spec"][part]["podTemplate"]["spec"])
 
 
 def _merge(a: Any, b: Any) -> Any:
@@ -122,11 +134,7 @@ def _merge(a: Any, b: Any) -> Any:
         for k, v in b.items():
             out[k] = _merge(a[k], v) if k in a else v
         return out
-    if (
-        isinstance(a, list)
-        and isinstance(b, list)
-        and all(isinstance(x, dict) and "name" in x for x in a + b)
-    ):
+    if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, dict) and "name" in x for x in a + b):
         merged = {x["name"]: x for x in a}
         for x in b:
             merged[x["name"]] = _merge(merged[x["name"]], x) if x["name"] in merged else x
@@ -170,15 +178,11 @@ def test_every_yaml_file_parses_and_names_its_kind() -> None:
 def test_no_secret_object_carries_values() -> None:
     for doc in _raw_resources():
         if doc.get("kind") == "Secret":
-            pytest.fail(
-                f"Secret {doc['metadata']['name']} is committed; create it out of band (deploy/README.md)"
-            )
+            pytest.fail(f"Secret {doc['metadata']['name']} is committed; create it out of band (deploy/README.md)")
     for path in _raw_files():
         for doc in _docs(path.read_text(encoding="utf-8")):
             for gen in doc.get("secretGenerator", []) or []:
-                pytest.fail(
-                    f"{path.relative_to(ROOT)} generates Secret {gen.get('name')} from the repository"
-                )
+                pytest.fail(f"{path.relative_to(ROOT)} generates Secret {gen.get('name')} from the repository")
 
 
 def test_cluster_config_loads_with_the_real_loader_and_holds_no_secret(tmp_path: Path) -> None:
@@ -188,8 +192,8 @@ def test_cluster_config_loads_with_the_real_loader_and_holds_no_secret(tmp_path:
     text = config.read_text(encoding="utf-8")
     assert not SECRET_CONFIG_KEY.search(text), "a secret is written into the cluster configuration"
     settings = load_settings(str(config), env={})
-    assert settings.pkcs11.pin_file == "/run/auditveil/secrets/hsm-pin"
-    assert settings.pkcs11.pin is None
+    assert settings.pkcs11.pin is None and settings.pkcs11.custodian_pin is None
+    assert settings.pkcs11.separate_custodian_token, "the pipeline token must not hold the custodians' key"
     assert settings.reid.db.startswith("postgresql://") and "@" in settings.reid.db
     userinfo = settings.reid.db.split("://", 1)[1].split("@", 1)[0]
     assert ":" not in userinfo, "the database URL carries a password; it belongs in the PGPASSFILE Secret"
@@ -209,12 +213,8 @@ def test_rendered_objects_carry_eu_jurisdiction_and_region_labels(rendered: list
     for doc in rendered:
         for what, meta in _pod_metadata(doc):
             labels = meta.get("labels", {}) or {}
-            assert labels.get("auditveil.io/jurisdiction") == "eu", (
-                f"pods of {what} lack the jurisdiction label"
-            )
-            assert labels.get("topology.kubernetes.io/region") in eu, (
-                f"pods of {what} lack an EU region label"
-            )
+            assert labels.get("auditveil.io/jurisdiction") == "eu", f"pods of {what} lack the jurisdiction label"
+            assert labels.get("topology.kubernetes.io/region") in eu, f"pods of {what} lack an EU region label"
 
 
 def test_pods_are_scheduled_only_in_the_labelled_eu_region(rendered: list[dict[str, Any]]) -> None:
@@ -248,18 +248,14 @@ def test_no_privileged_or_host_access(rendered: list[dict[str, Any]]) -> None:
             assert sc.get("allowPrivilegeEscalation") is False, f"{what}/{c['name']} may escalate privileges"
             assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{what}/{c['name']} keeps capabilities"
             assert not sc.get("capabilities", {}).get("add"), f"{what}/{c['name']} adds capabilities"
-            assert sc.get("readOnlyRootFilesystem") is True, (
-                f"{what}/{c['name']} has a writable root filesystem"
-            )
+            assert sc.get("readOnlyRootFilesystem") is True, f"{what}/{c['name']} has a writable root filesystem"
 
 
 def test_pods_run_as_non_root_with_runtime_default_seccomp(rendered: list[dict[str, Any]]) -> None:
     for what, pod in _effective_pods(rendered):
         psc = pod.get("securityContext", {}) or {}
         assert psc.get("runAsNonRoot") is True, f"{what} does not require a non-root user"
-        assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", (
-            f"{what} lacks seccomp RuntimeDefault"
-        )
+        assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{what} lacks seccomp RuntimeDefault"
         for c in _containers(pod):
             uid = (c.get("securityContext", {}) or {}).get("runAsUser", psc.get("runAsUser"))
             assert isinstance(uid, int) and uid > 0, f"{what}/{c['name']} does not pin a non-root uid"
@@ -303,9 +299,7 @@ def test_secrets_are_only_referenced(rendered: list[dict[str, Any]]) -> None:
             pytest.fail(f"the render contains Secret {doc['metadata']['name']} with its values")
         if doc.get("kind") == "ConfigMap":
             for key, value in (doc.get("data", {}) or {}).items():
-                assert not SECRET_ENV.search(key) or key.endswith("_FILE"), (
-                    f"ConfigMap key {key} looks secret"
-                )
+                assert not SECRET_ENV.search(key) or key.endswith("_FILE"), f"ConfigMap key {key} looks secret"
                 assert not SECRET_CONFIG_KEY.search(str(value)), f"ConfigMap {key} carries a secret value"
     for what, pod in _effective_pods(rendered):
         for c in _containers(pod):
@@ -330,16 +324,12 @@ def test_secret_files_reach_containers_owner_only(rendered: list[dict[str, Any]]
         users = [
             c
             for c in pod.get("containers", [])
-            if any(
-                e.get("name") in ("AUDITVEIL_PKCS11_PIN_FILE", "PGPASSFILE") for e in c.get("env", []) or []
-            )
+            if any(e.get("name") in ("AUDITVEIL_PKCS11_PIN_FILE", "PGPASSFILE") for e in c.get("env", []) or [])
         ]
         if not users:
             continue
         vols = {v["name"]: v for v in pod.get("volumes", [])}
-        assert vols["secrets"].get("emptyDir", {}).get("medium") == "Memory", (
-            f"{what}: secrets are not in memory"
-        )
+        assert vols["secrets"].get("emptyDir", {}).get("medium") == "Memory", f"{what}: secrets are not in memory"
         init = {c["name"]: c for c in pod.get("initContainers", [])}
         assert "secrets-owner-only" in init, f"{what} lacks the owner-only copy of its secrets"
         assert "install -m 0600" in " ".join(init["secrets-owner-only"]["command"])
@@ -350,17 +340,13 @@ def test_secret_files_reach_containers_owner_only(rendered: list[dict[str, Any]]
 
 
 def test_reid_service_has_probes_service_and_network_policy(rendered: list[dict[str, Any]]) -> None:
-    deployments = [
-        d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] == "auditveil-reid"
-    ]
+    deployments = [d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] == "auditveil-reid"]
     assert len(deployments) == 1
     dep = deployments[0]
     pod = dep["spec"]["template"]
     labels = pod["metadata"]["labels"]
     (reid,) = [c for c in pod["spec"]["containers"] if c["name"] == "reid"]
-    assert reid["args"][0] == "serve" and "--tls-cert" in reid["args"], (
-        "the service must serve TLS off loopback"
-    )
+    assert reid["args"][0] == "serve" and "--tls-cert" in reid["args"], "the service must serve TLS off loopback"
     port = reid["ports"][0]["containerPort"]
     for probe in ("readinessProbe", "livenessProbe"):
         get = reid[probe]["httpGet"]
@@ -405,9 +391,7 @@ def test_each_role_has_its_own_service_account(rendered: list[dict[str, Any]]) -
             used["jobmanager"] = conf["kubernetes.jobmanager.service-account"]
             used["taskmanager"] = conf["kubernetes.taskmanager.service-account"]
             assert doc["spec"]["serviceAccount"] == used["jobmanager"]
-            assert (
-                doc["spec"]["taskManager"]["podTemplate"]["spec"]["serviceAccountName"] == used["taskmanager"]
-            )
+            assert doc["spec"]["taskManager"]["podTemplate"]["spec"]["serviceAccountName"] == used["taskmanager"]
         elif doc["kind"] in ("Deployment", "Job"):
             used[doc["metadata"]["name"]] = doc["spec"]["template"]["spec"]["serviceAccountName"]
     assert len(set(used.values())) == len(used), f"roles share a service account: {used}"
@@ -492,3 +476,28 @@ def test_auditveil_environment_variables_name_real_settings(rendered: list[dict[
             seen |= {e["name"] for e in c.get("env", []) or [] if e["name"].startswith("AUDITVEIL_")}
     assert seen
     assert not seen - known, f"not settings auditveil knows: {sorted(seen - known)}"
+
+
+def _secret_sources(pod: dict[str, Any]) -> set[str]:
+    names = set()
+    for vol in pod.get("volumes", []) or []:
+        if "secret" in vol:
+            names.add(vol["secret"]["secretName"])
+        for src in vol.get("projected", {}).get("sources", []):
+            if "secret" in src:
+                names.add(src["secret"]["name"])
+    return names
+
+
+def test_each_hsm_pin_reaches_only_its_role(rendered: list[dict[str, Any]]) -> None:
+    """The pipeline holds the pipeline token's PIN only (it computes tokens, it must never
+    unwrap); the re-identification service holds the custodian PIN only (it unwraps, it never
+    computes tokens)."""
+    pins = {"auditveil-hsm-pin", "auditveil-hsm-custodian-pin", "auditveil-hsm-admin-pin"}
+    held = {what: _secret_sources(pod) & pins for what, pod in _effective_pods(rendered)}
+    for what, names in held.items():
+        if "FlinkDeployment/" in what:
+            assert names == {"auditveil-hsm-pin"}, f"{what} holds {sorted(names)}"
+        elif what == "Deployment/auditveil-reid":
+            assert names == {"auditveil-hsm-custodian-pin"}, f"{what} holds {sorted(names)}"
+    assert any(w == "Deployment/auditveil-reid" for w in held)
