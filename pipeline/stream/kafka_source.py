@@ -18,7 +18,8 @@ Shape (all wiring in :class:`ReadFromKafka`)::
   idle partition (nothing to read) advances it with wall time, less ``IDLE_SLACK``, so that
   quiet partitions do not hold back the event-time flushes of busy ones.
 * **New partitions.** In streaming mode topic metadata is re-read every
-  ``DISCOVERY_SECONDS``; partitions not seen before start a new restriction.
+  ``discovery_seconds`` (a ticker SDF whose watermark follows wall time, so discovery never
+  holds back the event-time flushes); partitions not seen before start a new restriction.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "auditveil.stream"
 UNBOUNDED_STOP = sys.maxsize
-IDLE_SLACK = Duration(seconds=1)
+IDLE_SLACK = Duration(seconds=2)
 DISCOVERY_SECONDS = 30.0
 MAX_RECORDS_PER_CALL = 2_000
 MAX_SECONDS_PER_CALL = 1.0
@@ -266,6 +267,55 @@ def _advance_idle(watermark: Any) -> None:
         watermark.set_watermark(idle)
 
 
+class _Ticker(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
+    """An unbounded tick every ``interval`` seconds whose watermark follows wall time closely.
+
+    Beam's PeriodicImpulse holds its watermark at the last tick until the next one, which would
+    hold back every window flush by up to the discovery interval. This ticker wakes every second
+    to report the wall time as its watermark and emits a tick only when one is due. The
+    restriction is the tick number (seconds since the epoch / interval), so positions only grow.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self._interval = max(1.0, float(interval))
+
+    def initial_restriction(self, element: Any) -> OffsetRange:
+        return OffsetRange(0, UNBOUNDED_STOP)
+
+    def create_tracker(self, restriction: OffsetRange) -> _PartitionOffsetTracker:
+        return _PartitionOffsetTracker(restriction)
+
+    def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield restriction
+
+    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
+        return 1
+
+    def truncate(self, element: Any, restriction: OffsetRange) -> OffsetRange | None:
+        return None
+
+    def process(
+        self,
+        element: Any,
+        tracker: Any = beam.DoFn.RestrictionParam(),
+        watermark: Any = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider()),
+    ) -> Iterator[Any]:
+        now = Timestamp.now()
+        due = int(time.time() // self._interval)
+        if due >= tracker.current_restriction().start:
+            if not tracker.try_claim(due):
+                return
+            yield beam.window.TimestampedValue(due, now)
+        _advance(watermark, now)
+        tracker.defer_remainder(Duration(seconds=1))
+
+
+def _advance(watermark: Any, ts: Timestamp) -> None:
+    current = watermark.current_watermark()
+    if current is None or ts > current:
+        watermark.set_watermark(ts)
+
+
 class _DiscoverPartitions(beam.DoFn):  # type: ignore[misc]
     """Topic metadata → one KafkaPartition per partition (with end offsets in bounded mode)."""
 
@@ -358,10 +408,8 @@ class ReadFromKafka(beam.PTransform):  # type: ignore[misc]
         if self._until_end:
             ticks = pbegin | "Once" >> beam.Impulse()
         else:
-            from apache_beam.transforms.periodicsequence import PeriodicImpulse
-
-            ticks = pbegin | "EveryFewSeconds" >> PeriodicImpulse(
-                fire_interval=self._discovery_seconds, apply_windowing=False)
+            ticks = (pbegin | "Start" >> beam.Impulse()
+                     | "EveryFewSeconds" >> beam.ParDo(_Ticker(self._discovery_seconds)))
         return (
             ticks
             | "Discover" >> beam.ParDo(_DiscoverPartitions(self._kafka, self._bootstrap, self._topics,
