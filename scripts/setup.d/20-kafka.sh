@@ -18,8 +18,12 @@ STAMP="$HOME_DIR/.complete-v1"
 say() { printf '[setup:kafka] %s\n' "$*" >&2; }
 
 if [[ ! -f "$STAMP" ]]; then
-    command -v java >/dev/null || { say "java is required (Debian: openjdk-17-jre-headless)"; exit 1; }
-    command -v mvn >/dev/null || { say "maven is required (Debian: maven)"; exit 1; }
+    if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+        say "installing Java and Maven (Debian packages default-jre-headless, maven)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends default-jre-headless maven >/dev/null
+    fi
     say "resolving Apache Kafka $KAFKA_VERSION from Maven Central"
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
@@ -39,7 +43,7 @@ if [[ ! -f "$STAMP" ]]; then
 EOF
     rm -rf "$HOME_DIR.partial"
     mkdir -p "$HOME_DIR.partial/libs"
-    (cd "$work" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+    (cd "$work" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="$HOME_DIR.partial/libs" >/dev/null)
     cat >"$HOME_DIR.partial/log4j.properties" <<'EOF'
 log4j.rootLogger=WARN, stderr
