@@ -33,8 +33,12 @@ lines; s3:// prefixes of CloudTrail exports. CloudTrail digest files are recogni
 skipped. Bad input is dead-lettered (sealed) and counted; the run goes on.
 
 The HSM is reached over PKCS#11 (AUDITVEIL_PKCS11_MODULE, _TOKEN_LABEL, _PIN or _PIN_FILE).
-If it is unavailable nothing is written (fail closed). Re-running the same inputs overwrites
-the same output files: no duplicates.
+If it is unavailable nothing is written (fail closed).
+
+Incremental: once a run succeeds, every input it read is recorded in <out>/_manifest/, and
+the next run reads only new or changed inputs (S3 ETag; size and mtime of a local file);
+--reprocess reads everything again. Output file names derive from the input position, so a
+re-run after a crash overwrites instead of duplicating.
 """
 
 
@@ -60,6 +64,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--allow-non-eu", action="store_true", help="allow a destination outside the EU/EEA")
     p.add_argument("--strict-sovereignty", action="store_true",
                    help="refuse destinations run by US-headquartered providers, even in EU regions")
+    p.add_argument("--reprocess", action="store_true",
+                   help="read every input again, even those the output's manifest records as done")
     p.add_argument("--no-progress", action="store_true", help="do not show progress")
     p.add_argument("--summary-json", metavar="FILE", help="also write the run summary as JSON to FILE")
     p.add_argument("--runner", metavar="NAME", help="Beam runner (default: local, one process per core)")
@@ -164,8 +170,14 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
             result = run_batch(plan.tasks, config, workers=n, beam_args=beam_args, on_tick=view.tick)
         finally:
             view.close()
+    if plan.to_record:
+        # Only now is every object's output durable: record them, so the next run skips them.
+        # A crash before this line makes the next run redo them into the same file names.
+        from pipeline.storage.manifest import mark_all_done
+
+        mark_all_done(out_uri, settings.storage, plan.to_record)
     summary = RunSummary(result.counters, result.seconds, n, out_uri, lookup_uri, plan.digests_skipped,
-                         len(plan.tasks))
+                         len(plan.tasks), plan.already_processed)
     stamp = summary.as_dict()["finished_at"].replace(":", "").replace("-", "")
     write_bytes_atomic(out, out.join("_runs", f"run-{stamp}.json"), summary.to_json())
     return summary

@@ -17,6 +17,10 @@ class Plan:
     tasks: tuple[ReadTask, ...]
     total_bytes: int
     digests_skipped: int
+    # s3:// objects to record in the output's manifest once the run has succeeded, and how
+    # many were skipped because an earlier run already processed them (same ETag).
+    to_record: tuple[Any, ...] = ()
+    already_processed: int = 0
 
 
 def _date(value: str | None, option: str) -> dt.date | None:
@@ -29,12 +33,30 @@ def _date(value: str | None, option: str) -> dt.date | None:
 
 
 def plan_inputs(args: argparse.Namespace, settings: Settings) -> Plan:
+    """Read tasks for every input not yet processed into ``args.out`` (see storage.manifest).
+
+    An input counts as processed when the output's manifest records it with the same version
+    (S3 ETag; size and modification time of a local file). ``--reprocess`` ignores the manifest.
+    """
     local = [i for i in args.input if not i.startswith("s3://")]
     remote = [i for i in args.input if i.startswith("s3://")]
+    from pipeline.storage.manifest import LocalInput, pending_inputs
+
+    reprocess = bool(getattr(args, "reprocess", False))
     found = discover(local, settings.pipeline.split_bytes) if local else None
-    tasks: list[ReadTask] = list(found.tasks) if found else []
-    total = found.total_bytes if found else 0
-    digests = found.digests_skipped if found else 0
+    tasks: list[ReadTask] = []
+    total = digests = already = 0
+    to_record: list[Any] = []
+    if found is not None:
+        digests = found.digests_skipped
+        files = {t.path: LocalInput.of(t.path) for t in found.tasks}
+        todo_files = list(files.values()) if reprocess else pending_inputs(args.out, settings.storage,
+                                                                            list(files.values()))
+        wanted = {f.uri for f in todo_files}
+        tasks = [t for t in found.tasks if files[t.path].uri in wanted]
+        total = sum(t.size for t in tasks)
+        already = len(files) - len(todo_files)
+        to_record.extend(todo_files)
     if remote:
         from pipeline.storage import s3_exports
 
@@ -44,8 +66,11 @@ def plan_inputs(args: argparse.Namespace, settings: Settings) -> Plan:
                 uri, settings.storage, since=since, until=until,
                 accounts=tuple(args.account), regions=tuple(args.region),
             )
-            for obj in objs:
+            digests += int(getattr(objs, "digests_skipped", 0))
+            todo = list(objs) if reprocess else pending_inputs(args.out, settings.storage, objs)
+            already += len(objs) - len(todo)
+            for obj in todo:
                 tasks.append(ReadTask(obj.uri, 0, -1, 1, obj.display, int(obj.size)))
                 total += int(obj.size)
-            digests += int(getattr(objs, "digests_skipped", 0))
-    return Plan(tuple(tasks), total, digests)
+            to_record.extend(todo)
+    return Plan(tuple(tasks), total, digests, tuple(to_record), already)

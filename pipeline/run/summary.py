@@ -21,6 +21,7 @@ class RunSummary:
     lookup_uri: str
     digests_skipped: int
     files_planned: int
+    already_processed: int = 0
 
     def get(self, name: str) -> int:
         return int(self.counters.get(name, 0))
@@ -52,6 +53,7 @@ class RunSummary:
             "digests_skipped": self.digests_skipped + self.get("skipped.digest"),
             "notifications_skipped": self.get("skipped.notification"),
             "files_planned": self.files_planned,
+            "already_processed": self.already_processed,
             "files_written": self.get("files_written"),
             "rows_written": self.get("rows_written"),
             "bytes_written": self.get("bytes_written"),
@@ -80,7 +82,8 @@ class RunSummary:
             f"  dead letters       {sum(d['dead_letters'].values()):,}"
             + (" (" + ", ".join(f"{k}: {v}" for k, v in d["dead_letters"].items()) + ")" if d["dead_letters"] else ""),
             f"  skipped            {d['digests_skipped']:,} digest file(s), "
-            f"{d['notifications_skipped']:,} notification(s)",
+            f"{d['notifications_skipped']:,} notification(s)"
+            + (f", {d['already_processed']:,} object(s) already processed" if d["already_processed"] else ""),
             f"  written            {d['files_written']:,} Parquet file(s), {d['rows_written']:,} rows, "
             f"{d['bytes_written']:,} bytes",
             f"  events             {self.out_uri}",

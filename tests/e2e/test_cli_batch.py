@@ -74,14 +74,29 @@ def test_realistic_kms_and_vault_logs(tmp_path: Path, pipeline_env: dict[str, st
     assert b"eu-user-" not in blob and b"example-clinic.eu" not in blob
 
 
-def test_rerun_is_idempotent(tmp_path: Path, pipeline_env: dict[str, str]) -> None:
+def test_rerun_is_incremental_and_reprocess_overwrites(tmp_path: Path, pipeline_env: dict[str, str]) -> None:
     write_sample(tmp_path / "in", events=80, seed=2)
     args = ["run", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--lookup",
-            str(tmp_path / "lookup"), "--no-progress"]
+            str(tmp_path / "lookup"), "--no-progress", "--summary-json", str(tmp_path / "s.json")]
     assert auditveil(*args, env=pipeline_env).returncode == 0
-    first = events_view(tmp_path / "out").execute("SELECT count(*) FROM events").fetchone()
+    first = json.loads((tmp_path / "s.json").read_text())
+    count = events_view(tmp_path / "out").execute("SELECT count(*) FROM events").fetchone()
+    # Nothing new: nothing read.
     assert auditveil(*args, env=pipeline_env).returncode == 0
-    assert events_view(tmp_path / "out").execute("SELECT count(*) FROM events").fetchone() == first
+    second = json.loads((tmp_path / "s.json").read_text())
+    assert second["files_planned"] == 0 and second["already_processed"] == first["files_planned"]
+    # A new file is picked up alone (here: a copy of the Vault log, so its entries double).
+    shutil.copy(tmp_path / "in" / "vault" / "audit.log", tmp_path / "in" / "vault" / "audit-2.log")
+    assert auditveil(*args, env=pipeline_env).returncode == 0
+    third = json.loads((tmp_path / "s.json").read_text())
+    assert third["files_planned"] == 1
+    con = events_view(tmp_path / "out")
+    after_copy = con.execute("SELECT count(*) FROM events").fetchone()
+    assert after_copy == (count[0] + third["events_out"]["vault"],)
+    # --reprocess reads everything again and overwrites the same files: no duplicates.
+    assert auditveil(*args, "--reprocess", env=pipeline_env).returncode == 0
+    assert json.loads((tmp_path / "s.json").read_text())["files_planned"] == first["files_planned"] + 1
+    assert events_view(tmp_path / "out").execute("SELECT count(*) FROM events").fetchone() == after_copy
 
 
 def test_hsm_unavailable_fails_closed(tmp_path: Path, fixtures_dir: Path, pipeline_env: dict[str, str]) -> None:

@@ -98,8 +98,8 @@ def test_export_tree_to_eu_buckets_and_back_to_analysts(
 
     # Re-running finds nothing new to process.
     second = _run(env, tmp_path, "second", *args)
-    if second["files_planned"] != 0:
-        pytest.xfail("auditveil run does not consult the input manifest yet (pipeline.storage.manifest)")
+    assert second["files_planned"] == 0
+    assert second["already_processed"] == first["files_planned"]
     assert sum(second["events_in"].values()) == 0
     recount = _cli(env, "query", "--out", out, "--format", "json", "SELECT count(*) AS n FROM events")
     assert json.loads(recount.stdout)["n"] == first["rows_written"]
