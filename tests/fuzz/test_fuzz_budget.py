@@ -2,7 +2,7 @@
 
 A crash (an uncaught exception, i.e. a broken invariant) fails the test and leaves the input
 in the test's temporary directory; reproduce it with ``python -m tests.fuzz.run TARGET FILE``.
-``AUDITVEIL_FUZZ_SECONDS`` scales the budget (default: decode 20 s, normalise 10 s, pipeline 30 s);
+``AUDITVEIL_FUZZ_SECONDS`` scales the budget (default: decode 15 s, normalise 8 s, pipeline 25 s);
 ``scripts/fuzz`` runs the long version.
 """
 
@@ -20,7 +20,7 @@ from tests.fuzz.targets import TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
-BUDGET = {"decode": 20, "normalise": 10, "pipeline": 30}
+BUDGET = {"decode": 15, "normalise": 8, "pipeline": 25}
 
 
 def _seeds() -> list[Path]:
