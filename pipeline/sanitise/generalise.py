@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 Tokenise = Callable[..., str]
 
@@ -35,27 +36,45 @@ def arn_account(value: str, tokenise: Tokenise) -> str:
     ``arn:aws:kms:eu-central-1:acct.k1.…:key/1234abcd-…``. A bare key id or alias is kept.
     Anything else (IAM ARNs, S3 object ARNs, names) is tokenised whole in domain ``res``.
     """
+    shape = _arn_shape(value)
+    if shape is None:
+        return tokenise("res", value)
+    if not shape:
+        return value
+    partition, region, account, resource = shape
+    acct = tokenise("acct", account) if account else ""
+    return f"arn:{partition}:kms:{region}:{acct}:{resource}"
+
+
+@lru_cache(maxsize=65_536)
+def _arn_shape(value: str) -> tuple[str, str, str, str] | tuple[()] | None:
+    """(partition, region, account, resource) of a KMS key ARN; () for a bare key id or alias
+    (kept); None for anything else (tokenised). Memoised: key ARNs repeat in every event."""
     m = _ARN.match(value)
     if m is None:
-        if _KEY_ID.match(value) or _KMS_RESOURCE.match(value):
-            return value
-        return tokenise("res", value)
+        return () if _KEY_ID.match(value) or _KMS_RESOURCE.match(value) else None
     partition, service, region, account, resource = m.groups()
     if service == "kms" and _KMS_RESOURCE.match(resource):
-        acct = tokenise("acct", account) if account else ""
-        return f"arn:{partition}:kms:{region}:{acct}:{resource}"
-    return tokenise("res", value)
+        return partition, region, account or "", resource
+    return None
 
 
 def ip_or_service(value: str, tokenise: Tokenise) -> str:
     """An IP address is tokenised (domain ``ip``); an AWS service caller name is kept."""
+    kind, text = _classify_caller(value)
+    return value if kind == "service" else tokenise("ip", text)
+
+
+@lru_cache(maxsize=65_536)
+def _classify_caller(value: str) -> tuple[str, str]:
+    """("service", value) for an AWS service caller; ("ip", canonical text) otherwise. Memoised:
+    parsing an address costs more than the rest of the rule, and callers repeat."""
     if value in _AWS_LITERALS or _SERVICE_HOST.match(value):
-        return value
+        return "service", value
     try:
-        addr = ipaddress.ip_address(value.strip("[]"))
+        return "ip", ipaddress.ip_address(value.strip("[]")).compressed
     except ValueError:
-        return tokenise("ip", value)
-    return tokenise("ip", addr.compressed)
+        return "ip", value
 
 
 def user_agent(value: str, tokenise: Tokenise) -> str:

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from pipeline.normalise import NORMALISERS, leftovers
 from pipeline.sanitise.generalise import GENERALISERS
-from pipeline.sanitise.policy import Policy, Rule
+from pipeline.sanitise.policy import DROP, Policy, Rule
 from pipeline.scan.patterns import looks_identifying
 from pipeline.schema import COLUMNS, EVENT_SCHEMA, MAP_COLUMNS, NULL_PARTITION
 from pipeline.sources.records import Record, Rejected
@@ -37,9 +37,14 @@ _VAULT_HMAC_PREFIX = "hmac-sha256:"
 # an extra field get the same token.
 _SUBJECT_MAP_DOMAINS = frozenset(("ctx", "meta"))
 _NORMALISE_FAILURES = (TypeError, ValueError, AttributeError, KeyError, RecursionError, OverflowError)
-_STRING_COLUMNS = frozenset(
+_STRING_COLUMNS = tuple(
     c for c in COLUMNS if c not in MAP_COLUMNS and c not in ("event_time", "read_only", "resources", "extra")
 )
+_KEEP = Rule("keep")
+# Kept values (and what generalisers keep) are checked by the safety net once per distinct
+# value; the memo is cleared when full so that a stream of unique ids cannot switch it off.
+_KEPT_MEMO_MAX = 200_000
+_KEPT_MEMO_LEN = 256
 
 
 @dataclass
@@ -110,6 +115,19 @@ class _TimeParser:
         return parsed
 
 
+class _ColumnPlan:
+    """One policy's column rules, resolved once: which rule applies to each schema column."""
+
+    def __init__(self, policy: Policy) -> None:
+        rules = policy.columns
+        self.policy = policy
+        self.strings = tuple((name, rules.get(name, DROP)) for name in _STRING_COLUMNS)
+        self.maps = tuple((name, rules.get(name, DROP)) for name in sorted(MAP_COLUMNS))
+        self.keep_time = "event_time" in rules and rules["event_time"].action == "keep"
+        self.keep_read_only = "read_only" in rules
+        self.resources = rules.get("resources", DROP)
+
+
 class Sanitiser:
     """Turns records into pseudonymised rows with one tokeniser (one HSM session)."""
 
@@ -119,6 +137,7 @@ class Sanitiser:
         self._time = _TimeParser()
         self._names: dict[str, str] = {}
         self._kept_ok: dict[str, bool] = {}
+        self._plans: dict[str, _ColumnPlan] = {}
 
     # -- value rules ----------------------------------------------------------------------------
 
@@ -138,7 +157,9 @@ class Sanitiser:
         ok = self._kept_ok.get(text)
         if ok is None:
             ok = not looks_identifying(text)
-            if len(text) <= 64 and len(self._kept_ok) < 200_000:
+            if len(text) <= _KEPT_MEMO_LEN:
+                if len(self._kept_ok) >= _KEPT_MEMO_MAX:
+                    self._kept_ok.clear()
                 self._kept_ok[text] = ok
         if ok:
             return text
@@ -149,10 +170,13 @@ class Sanitiser:
         """Apply ``rule`` to one scalar; None means dropped."""
         if value is None:
             return None
-        if isinstance(value, dict | list) and rule.action == "keep":
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, dict | list) and rule.action == "keep":
             counts["dropped_fields"] += 1
             return None
-        text = _text(value)
+        else:
+            text = _text(value)
         if text.startswith(_VAULT_HMAC_PREFIX):
             if policy.vault_hmac == "drop":
                 counts["dropped_fields"] += 1
@@ -184,7 +208,7 @@ class Sanitiser:
                 continue
             name = self._safe_name(str(k))
             if rule.action == "tokenise" and k in rule.keep_values_of:
-                cell = self._value(Rule("keep"), v, policy, counts)
+                cell = self._value(_KEEP, v, policy, counts)
             else:
                 cell = self._value(rule, v, policy, counts, sub=name)
             if cell is not None:
@@ -195,9 +219,8 @@ class Sanitiser:
         if not isinstance(value, list):
             return None
         out = []
-        keep = Rule("keep")
         for r in value:
-            kind = self._value(keep, r.get("type"), policy, counts)
+            kind = self._value(_KEEP, r.get("type"), policy, counts)
             ref = self._value(rule, r.get("ref"), policy, counts)
             if kind is not None or ref is not None:
                 out.append({"type": kind, "ref": ref})
@@ -205,29 +228,34 @@ class Sanitiser:
 
     # -- records -----------------------------------------------------------------------------
 
+    def _plan(self, policy: Policy) -> _ColumnPlan:
+        """The policy's rules per column, looked up once per policy instead of once per value."""
+        plan = self._plans.get(policy.source)
+        if plan is None or plan.policy is not policy:
+            plan = self._plans[policy.source] = _ColumnPlan(policy)
+        return plan
+
     def _row(self, rec: Record, policy: Policy, cols: dict[str, list[Any]], counts: Counter[str]) -> str:
+        """Append one row to ``cols`` (the caller removes a half-appended row on failure)."""
         raw, consumed = NORMALISERS[rec.kind](rec.payload)
-        rules = policy.columns
-        drop = Rule("drop")
-        out: dict[str, Any] = {}
-        for name in _STRING_COLUMNS:
+        plan = self._plan(policy)
+        value_rule = self._value
+        for name, rule in plan.strings:
             value = raw.get(name)
-            out[name] = None if value is None else self._value(rules.get(name, drop), value, policy, counts)
-        for name in MAP_COLUMNS:
+            cols[name].append(None if value is None else value_rule(rule, value, policy, counts))
+        for name, rule in plan.maps:
             value = raw.get(name)
-            out[name] = None if value is None else self._map(rules.get(name, drop), value, policy, counts)
+            cols[name].append(None if value is None else self._map(rule, value, policy, counts))
         ts = raw.get("event_time")
-        event_time = self._time(ts) if "event_time" in rules and rules["event_time"].action == "keep" else None
+        event_time = self._time(ts) if plan.keep_time else None
         if ts is not None and event_time is None:
             counts["unparsed_times"] += 1
-        out["event_time"] = event_time
+        cols["event_time"].append(event_time)
         ro = raw.get("read_only")
-        out["read_only"] = ro if isinstance(ro, bool) and "read_only" in rules else None
+        cols["read_only"].append(ro if isinstance(ro, bool) and plan.keep_read_only else None)
         res = raw.get("resources")
-        out["resources"] = None if res is None else self._resources(rules.get("resources", drop), res, policy, counts)
-        out["extra"] = self._extra(rec.payload, consumed, policy, counts)
-        for name in COLUMNS:
-            cols[name].append(out[name])
+        cols["resources"].append(None if res is None else self._resources(plan.resources, res, policy, counts))
+        cols["extra"].append(self._extra(rec.payload, consumed, policy, counts))
         return event_time.date().isoformat() if event_time is not None else NULL_PARTITION
 
     def _extra(self, payload: dict[str, Any], consumed: Any, policy: Policy, counts: Counter[str]) -> str | None:
@@ -269,8 +297,9 @@ class Sanitiser:
         dates: list[str] = []
         rejected: list[Rejected] = []
         counts: Counter[str] = Counter()
+        kinds_in: Counter[str] = Counter()
         for rec in records:
-            counts[f"events_in.{rec.kind}"] += 1
+            kinds_in[rec.kind] += 1
             policy = self._policies[rec.kind]
             mark = len(cols["event_id"])
             try:
@@ -283,7 +312,10 @@ class Sanitiser:
                 continue
             sources.append(rec.kind)
             dates.append(date)
-            counts[f"events_out.{rec.kind}"] += 1
+        for kind, n in kinds_in.items():
+            counts[f"events_in.{kind}"] += n
+        for kind, n in Counter(sources).items():
+            counts[f"events_out.{kind}"] += n
         arrays = [pa.array(cols[f.name], type=f.type) for f in EVENT_SCHEMA]
         arrays += [pa.array(sources, pa.string()), pa.array(dates, pa.string())]
         schema = EVENT_SCHEMA.append(pa.field("source", pa.string())).append(pa.field("event_date", pa.string()))
