@@ -43,8 +43,12 @@ if [[ ! -f "$STAMP" ]]; then
 EOF
     rm -rf "$HOME_DIR.partial"
     mkdir -p "$HOME_DIR.partial/libs"
-    (cd "$work" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$HOME_DIR.partial/libs" >/dev/null)
+    if ! (cd "$work" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
+            -DoutputDirectory="$HOME_DIR.partial/libs") >"$work/mvn.log" 2>&1; then
+        cat "$work/mvn.log" >&2
+        say "Maven could not resolve Apache Kafka $KAFKA_VERSION"
+        exit 1
+    fi
     cat >"$HOME_DIR.partial/log4j.properties" <<'EOF'
 log4j.rootLogger=WARN, stderr
 log4j.appender.stderr=org.apache.log4j.ConsoleAppender
