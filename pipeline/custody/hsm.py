@@ -123,7 +123,6 @@ class HsmSession:
             raise HsmUnavailable("a session on the HSM token cannot be opened") from None
         self._closed = False
         self._hmac_keys: dict[int, Any] = {}
-        self._hmac_signers: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def __reduce__(self) -> Any:
@@ -185,37 +184,11 @@ class HsmSession:
 
     # -- operations --------------------------------------------------------------------------
 
-    def _hmac_signer(self, version: int) -> Any:
-        """The key object HMACs are computed with: a session copy of the token key, inside the HSM.
-
-        SoftHSM2 re-reads a token object's file (open, lock, stat, read) on every use; a session
-        object lives in the HSM's memory only, which makes each HMAC about twice as fast. The copy
-        keeps ``CKA_SENSITIVE`` and ``CKA_EXTRACTABLE=false`` (PKCS#11 forbids weakening them; it
-        is checked anyway), never leaves the HSM and is destroyed when the session closes. An
-        HSM that refuses the copy is used with the token key itself.
-        """
-        import pkcs11
-        from pkcs11 import Attribute
-
-        signer = self._hmac_signers.get(version)
-        if signer is None:
-            signer = key = self.hmac_key(version)
-            try:
-                copy = key.copy({Attribute.TOKEN: False})
-                if copy[Attribute.SENSITIVE] and not copy[Attribute.EXTRACTABLE]:
-                    signer = copy
-                else:
-                    copy.destroy()
-            except pkcs11.exceptions.PKCS11Error:
-                pass  # no session copies on this HSM: sign with the token key
-            self._hmac_signers[version] = signer
-        return signer
-
     def hmac_sha256(self, version: int, data: bytes) -> bytes:
         """CKM_SHA256_HMAC over ``data`` with HMAC key ``version``, computed inside the HSM."""
         import pkcs11
 
-        key = self._hmac_signer(version)
+        key = self.hmac_key(version)
         try:
             with self._lock:
                 return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))
