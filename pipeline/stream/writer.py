@@ -94,6 +94,20 @@ def _release_backend(pkcs11: Any) -> None:
             _BACKENDS[pkcs11] = (backend, users - 1)
 
 
+_PARTITION_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+
+
+def _partition_lock(topic: str, partition: int) -> threading.Lock:
+    """One flush of a partition at a time in this process.
+
+    Beam runs a key's bundles one after another, but Prism has been seen to hand the same
+    partition's elements to two worker threads at once; two overlapping flushes could then
+    delete each other's files or commit out of order. The lock makes that impossible.
+    """
+    with _BACKENDS_LOCK:
+        return _PARTITION_LOCKS.setdefault((topic, partition), threading.Lock())
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     """Everything a streaming worker needs, all picklable; the custodians' *public* key only."""
@@ -224,11 +238,17 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         return None
 
     def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any) -> None:
+        with _partition_lock(topic, partition):
+            self._flush_locked(topic, partition, buffer, buffered)
+
+    def _flush_locked(self, topic: str, partition: int, buffer: Any, buffered: Any) -> None:
         start = self._settle(topic, partition)
         if start is None:
             time.sleep(1.0)  # Kafka unreachable: keep everything buffered, retry at a later window
             return
-        messages = [m for group in buffer.read() for m in group if m.offset >= start]
+        everything = [m for group in buffer.read() for m in group]
+        messages = [m for m in everything if m.offset >= start]
+        count("messages_below_commit", len(everything) - len(messages))
         split = ready_prefix(messages, start)
         if messages and (split.waiting or not split.ready):
             # The buffer does not continue from the committed offset (a message still in flight,

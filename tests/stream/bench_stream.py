@@ -1,6 +1,6 @@
 """Streaming benchmark (not a test): sustained events/s and produce-to-visible-Parquet delay.
 
-    /opt/auditveil/venv/bin/python -m tests.stream.bench_stream [EVENTS] [PARTITIONS]
+    /opt/auditveil/venv/bin/python -m tests.stream.bench_stream [EVENTS] [PARTITIONS] [DISCOVERY_SECONDS]
 
 Starts a loopback Kafka broker and a SoftHSM2 token in a temporary folder, runs
 ``auditveil run --streaming`` (Prism, unbounded), produces EVENTS events while it runs, and
@@ -39,11 +39,13 @@ print(json.dumps(token.environ()))
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     partitions = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    discovery = sys.argv[3] if len(sys.argv) > 3 else "30"
     work = Path(tempfile.mkdtemp(prefix="auditveil-bench-"))
     made = subprocess.run([sys.executable, "-c", _MAKE_TOKEN, str(work / "hsm")], cwd=ROOT, check=True,
                           capture_output=True, text=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDITVEIL_", "SOFTHSM2"))}
     env.update(json.loads(made.stdout.strip().splitlines()[-1]))
+    env["AUDITVEIL_KAFKA_DISCOVERY_SECONDS"] = discovery
     (work / "kafka").mkdir()
     broker = KafkaBroker(work / "kafka")
     broker.start()
