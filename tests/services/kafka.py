@@ -100,7 +100,7 @@ class KafkaBroker:
             return
         if not self._formatted:
             self._format()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self._java("kafka.Kafka", str(self.workdir / "server.properties")),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
