@@ -155,12 +155,15 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
     from pipeline.sanitise.policy import load_policies
     from pipeline.storage.fs import resolve, write_bytes_atomic
 
+    from pipeline.storage.fs import check_writable
+
     load_policies(settings.pipeline.policy_dir)  # a bad policy fails before any work
+    out = resolve(out_uri, settings.storage)
+    check_writable(out)  # a missing bucket or bad credentials: one clear line, before any work
+    check_writable(resolve(lookup_uri, settings.storage))
     der = custodian_key(settings)  # fail closed before any work
     n = default_workers(workers if workers is not None else settings.pipeline.workers)
     n = max(1, min(n, len(plan.tasks) or 1))
-    out = resolve(out_uri, settings.storage)
-    resolve(lookup_uri, settings.storage)
     with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
         # Workers never get the custodian PIN: they seal with the public key only.
         worker_settings = with_overrides(settings, "pkcs11", custodian_pin=None, custodian_pin_file=None)
