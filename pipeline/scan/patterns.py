@@ -36,18 +36,48 @@ _ANY = re.compile("|".join(f"(?:{p.pattern})" for p in PATTERNS.values()))
 _SAFE_CHARS = "0123456789abcdefABCDEF-"
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Twelve digits inside a hex token of 20+ characters (a DEK id, a digest, a hex request id) are
+# part of that token, not an account id: about 1% of random 32-character hex ids hold such a run.
+_MIN_HEX_TOKEN = 20
+
+
+def _inside_hex_token(text: str, start: int, end: int) -> bool:
+    """True if [start, end) lies in a run of at least _MIN_HEX_TOKEN hex characters.
+
+    Looks at most the missing number of characters on each side, so it stays linear."""
+    need = _MIN_HEX_TOKEN - (end - start)
+    left = 0
+    while left < need and start - left > 0 and text[start - left - 1] in _HEX:
+        left += 1
+    right = 0
+    while left + right < need and end + right < len(text) and text[end + right] in _HEX:
+        right += 1
+    return left + right >= need
+
+
+def _is_account_in_hex(text: str, m: re.Match[str]) -> bool:
+    return len(m.group(0)) == 12 and m.group(0).isdigit() and _inside_hex_token(text, m.start(), m.end())
+
+
 def looks_identifying(value: str) -> bool:
     """True if ``value`` contains anything shaped like an identifier (fast path for UUIDs)."""
     if len(value) <= 40 and not value.strip(_SAFE_CHARS):
         # Pure hex-and-dash strings (UUIDs, request ids) up to 40 characters. A 12-digit account
         # id is all digits, so it is checked separately.
         return len(value) == 12 and value.isdigit()
-    return _ANY.search(value) is not None
+    m = _ANY.search(value)
+    if m is None:
+        return False
+    if not _is_account_in_hex(value, m):
+        return True
+    return bool(find_identifiers(value))  # rare: the first hit was a hex token; look at all
 
 
 def find_identifiers(text: str) -> list[tuple[str, int]]:
     """Every (pattern name, offset) found in ``text`` — never the matched text itself."""
     hits: list[tuple[str, int]] = []
     for name, pat in PATTERNS.items():
-        hits.extend((name, m.start()) for m in pat.finditer(text))
+        hits.extend((name, m.start()) for m in pat.finditer(text)
+                    if name != "account_id" or not _is_account_in_hex(text, m))
     return hits
