@@ -10,7 +10,6 @@ Besides the canaries, nothing shaped like an identifier may appear at all.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +31,12 @@ def _auditveil(env: dict[str, str], *args: str, timeout: int = 300) -> subproces
 
 
 @pytest.fixture(scope="module")
-def canary_run(tmp_path_factory: pytest.TempPathFactory, softhsm: object) -> dict[str, object]:
+def canary_run(tmp_path_factory: pytest.TempPathFactory, operator_env: dict[str, str]) -> dict[str, object]:
     """One run over every input shape, two workers, verbose; its outputs for the tests below."""
     root = tmp_path_factory.mktemp("canary")
     c = Canaries()
     sc = write_inputs(root / "in", c)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITVEIL_")}
-    env.update(softhsm.environ())  # type: ignore[attr-defined]
+    env = dict(operator_env)  # the pipeline token's PIN only, as an operator runs it
     env["AUDITVEIL_PIPELINE_MAX_DECOMPRESSED_BYTES"] = str(BOMB_LIMIT)
     env["AUDITVEIL_PIPELINE_BATCH_SIZE"] = "7"  # many batches, many files, many DEKs
     out, lookup, summary = root / "out", root / "lookup", root / "summary.json"
