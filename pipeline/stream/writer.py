@@ -95,6 +95,9 @@ def _release_backend(pkcs11: Any) -> None:
 
 
 _PARTITION_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+# Per partition, one past the highest offset this process has been handed: kept outside the
+# runner's state, so that a message lost from that state is still known to exist and is re-read.
+_SEEN_UP_TO: dict[tuple[str, int], int] = {}
 
 
 def _partition_lock(topic: str, partition: int) -> threading.Lock:
@@ -177,6 +180,10 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
     ) -> Iterator[Any]:
         _, batch = item
         buffer.add(batch.messages)
+        if batch.messages:
+            key = (batch.topic, batch.partition)
+            with _BACKENDS_LOCK:
+                _SEEN_UP_TO[key] = max(_SEEN_UP_TO.get(key, 0), batch.messages[-1].offset + 1)
         n = (buffered.read() or 0) + len(batch.messages)
         buffered.write(n)
         count("messages_in", len(batch.messages))
@@ -211,8 +218,8 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         flushed_to.write(max(fired_us, flushed_to.read() or 0))
         timer_at.clear()
         count("window_flushes")
-        self._flush(topic, int(part), buffer, buffered)
-        if (buffered.read() or 0) > 0:
+        more = self._flush(topic, int(part), buffer, buffered)
+        if more or (buffered.read() or 0) > 0:
             again = fired_us + self._window_us  # something is still waiting: try again next window
             flush.set(Timestamp(micros=again))
             timer_at.write(again)
@@ -237,23 +244,28 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         count("offset_lookup_failures")
         return None
 
-    def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any) -> None:
+    def _flush(self, topic: str, partition: int, buffer: Any, buffered: Any) -> bool:
+        """Flush what is ready; True if messages known to exist were left for a later flush."""
         with _partition_lock(topic, partition):
-            self._flush_locked(topic, partition, buffer, buffered)
+            return self._flush_locked(topic, partition, buffer, buffered)
 
-    def _flush_locked(self, topic: str, partition: int, buffer: Any, buffered: Any) -> None:
+    def _flush_locked(self, topic: str, partition: int, buffer: Any, buffered: Any) -> bool:
         start = self._settle(topic, partition)
         if start is None:
             time.sleep(1.0)  # Kafka unreachable: keep everything buffered, retry at a later window
-            return
+            return True
         everything = [m for group in buffer.read() for m in group]
         messages = [m for m in everything if m.offset >= start]
         count("messages_below_commit", len(everything) - len(messages))
         split = ready_prefix(messages, start)
-        if messages and (split.waiting or not split.ready):
-            # The buffer does not continue from the committed offset (a message still in flight,
-            # or runner state lost): re-read the stretch from the log itself.
-            stop = max(m.offset for m in messages) + 1
+        with _BACKENDS_LOCK:
+            seen_up_to = _SEEN_UP_TO.get((topic, partition), 0)
+        stop = max([seen_up_to, *(m.offset + 1 for m in messages)])
+        fetched: list[Any] = []
+        if split.waiting or split.end < stop:
+            # The buffer does not run unbroken from the committed offset to the last message
+            # handed to this process (one still in flight, or the runner's state lost it):
+            # re-read the stretch from the log itself.
             fetched = self._fetcher.fetch(topic, partition, start, stop)
             count("messages_refetched", len(fetched))
             split = ready_prefix(fetched + messages, start)
@@ -267,6 +279,8 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         if split.waiting:
             buffer.add(tuple(split.waiting))
         buffered.write(len(split.waiting))
+        # Known messages still unwritten: worth another flush if this one made progress.
+        return split.end < stop and bool(split.ready or fetched)
 
     def _write(self, topic: str, partition: int, split: Split) -> None:
         from pipeline.sinks import write_dead_letters, write_events, write_lookup
