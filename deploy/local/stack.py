@@ -529,8 +529,9 @@ def _http(url: str, key: str, method: str = "GET", body: Any = None) -> Any:
 
 
 def demo(events: int, timeout: float) -> int:
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
     from kafka import KafkaProducer
+    from pyarrow.fs import FileSelector
 
     from pipeline.storage.fs import s3_filesystem
 
@@ -559,16 +560,21 @@ def demo(events: int, timeout: float) -> int:
     mine: list[dict[str, Any]] = []
     last_error = ""
     while time.monotonic() < deadline:
+        rows: list[dict[str, Any]] = []
         try:
-            dataset = ds.dataset(
-                EVENTS_BUCKET, filesystem=fs, format="parquet", partitioning="hive", exclude_invalid_files=True
-            )
-            rows = dataset.to_table(columns=["event_id", "actor_name"]).to_pylist()
-            mine = [r for r in rows if r["event_id"] in user_of]
-            if len(mine) == len(user_of):
-                break
-        except Exception as exc:  # reported below if it never succeeds
-            last_error = type(exc).__name__
+            files = fs.get_file_info(FileSelector(f"{EVENTS_BUCKET}/source=cloudtrail", recursive=True))
+        except OSError as exc:
+            files, last_error = [], f"{type(exc).__name__}: {str(exc)[:200]}"
+        for info in files:
+            if not info.is_file or not info.path.endswith(".parquet"):
+                continue
+            try:  # file by file: one unreadable or differently typed file must not hide the rest
+                rows += pq.read_table(info.path, filesystem=fs, columns=["event_id", "actor_name"]).to_pylist()
+            except (OSError, ValueError) as exc:
+                last_error = f"{type(exc).__name__} in {info.path.rsplit('/', 1)[-1]}: {str(exc)[:200]}"
+        mine = [r for r in rows if r["event_id"] in user_of]
+        if len(mine) == len(user_of):
+            break
         time.sleep(2)
     if not mine:
         raise StackError(
