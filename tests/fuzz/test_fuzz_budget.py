@@ -50,12 +50,20 @@ def test_fuzz_budget(name: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITVEIL_")}
     if name == "pipeline":
         env["AUDITVEIL_INSECURE_LOCAL_KEY"] = LOCAL_KEY_OPT_IN  # the in-memory test key, this process only
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fuzz.run", name, str(scratch), str(CORPUS),
          f"-max_total_time={seconds}", f"-artifact_prefix={tmp_path}/", "-rss_limit_mb=1536", "-timeout=20",
          "-max_len=65536", "-print_final_stats=1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 120, check=False,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    try:
+        _out, err = proc.communicate(timeout=seconds + 180)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # our own child, by its id
+        _out, err = proc.communicate()
+        pytest.fail(f"fuzz target {name} hung (libFuzzer's 20 s unit timeout did not fire)\n"
+                    + "\n".join(line for line in err.splitlines()[-40:] if "Instrumenting" not in line))
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
     runs = [line for line in done.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
     assert done.returncode == 0, f"fuzz target {name} found a failure; artifact in {tmp_path}\n" + "\n".join(
         line for line in done.stderr.splitlines()[-40:] if "Instrumenting" not in line)
