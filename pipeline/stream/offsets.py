@@ -72,7 +72,7 @@ class RangeFetcher:
         self._bootstrap = bootstrap
         self._consumer: Any = None
 
-    def fetch(self, topic: str, partition: int, start: int, stop: int, timeout: float = 30.0) -> list[Any]:
+    def fetch(self, topic: str, partition: int, start: int, stop: int, timeout: float = 15.0) -> list[Any]:
         from kafka import TopicPartition
         from kafka.errors import KafkaError
 
@@ -85,6 +85,8 @@ class RangeFetcher:
         position = start
         deadline = time.monotonic() + timeout
         try:
+            if partition not in (self._consumer.partitions_for_topic(topic) or set()):
+                self._consumer.topics()  # a partition added since this client last looked
             self._consumer.assign([tp])
             self._consumer.seek(tp, start)
             while position < stop and time.monotonic() < deadline:

@@ -1,9 +1,11 @@
 """Exactly-once output per partition: buffer, cut the unbroken prefix, write, then commit.
 
-One keyed, stateful DoFn per topic partition (key ``topic/partition``). Messages wait in
-state until the event-time window they fall in closes (the watermark passes its end), or
-until ``pipeline.batch_size`` of them are buffered. A flush then takes the unbroken run of
-messages from the next uncommitted offset (see :mod:`pipeline.stream.chain`), decodes them
+One keyed, stateful DoFn per topic partition (key ``topic/partition``). The positions of
+the messages it is handed wait in state (never their bytes: a runner may checkpoint state to
+storage, and the bytes hold raw identifiers) until the event-time window they fall in closes
+(the watermark passes its end), or until ``pipeline.batch_size`` of them wait. A flush then
+reads the partition from the committed offset to the last position seen, takes the unbroken
+run of messages (see :mod:`pipeline.stream.chain`), decodes them
 with the batch pipeline's decoder, drops upstream duplicates, sanitises them with the batch
 sanitiser (tokens from the HSM), and writes, in this order:
 
@@ -125,7 +127,7 @@ class StreamConfig:
 
 
 class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
-    BUFFER = BagStateSpec("buffer", PickleCoder())
+    BUFFER = BagStateSpec("buffer", PickleCoder())  # (offset, chain_from) tuples, never message bytes
     BUFFERED = ReadModifyWriteStateSpec("buffered", VarIntCoder())
     TIMER_AT = ReadModifyWriteStateSpec("timer_at", VarIntCoder())  # micros of the pending flush
     FLUSHED_TO = ReadModifyWriteStateSpec("flushed_to", VarIntCoder())  # micros: windows closed so far
@@ -179,7 +181,9 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
         _, batch = item
-        buffer.add(batch.messages)
+        # Only positions go into the runner's state (which Flink checkpoints to storage): the
+        # message bytes hold raw identifiers, and the flush reads them from Kafka again.
+        buffer.add(tuple((m.offset, m.chain_from) for m in batch.messages))
         if batch.messages:
             key = (batch.topic, batch.partition)
             with _BACKENDS_LOCK:
@@ -254,33 +258,32 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         if start is None:
             time.sleep(1.0)  # Kafka unreachable: keep everything buffered, retry at a later window
             return True
-        everything = [m for group in buffer.read() for m in group]
-        messages = [m for m in everything if m.offset >= start]
-        count("messages_below_commit", len(everything) - len(messages))
-        split = ready_prefix(messages, start)
+        positions = [p for group in buffer.read() for p in group]
+        pending = [p for p in positions if p[0] >= start]
+        count("messages_below_commit", len(positions) - len(pending))
         with _BACKENDS_LOCK:
             seen_up_to = _SEEN_UP_TO.get((topic, partition), 0)
-        stop = max([seen_up_to, *(m.offset + 1 for m in messages)])
+        stop = max([seen_up_to, *(offset + 1 for offset, _ in pending)])
         fetched: list[Any] = []
-        if split.waiting or split.end < stop:
-            # The buffer does not run unbroken from the committed offset to the last message
-            # handed to this process (one still in flight, or the runner's state lost it):
-            # re-read the stretch from the log itself.
+        if stop > start:
+            # The log is the truth: read the stretch from the committed offset to the last
+            # message handed to this process (even one the runner's state lost) from Kafka.
             fetched = self._fetcher.fetch(topic, partition, start, stop)
-            count("messages_refetched", len(fetched))
-            split = ready_prefix(fetched + messages, start)
-        log.debug("flush of a partition: start=%d buffered=%d ready=%d waiting=%d", start, len(messages),
-                  len(split.ready), len(split.waiting))
+        split = ready_prefix(fetched, start)
+        if len(split.ready) < len(pending):
+            count("messages_refetch_short", len(pending) - len(split.ready))
+        log.debug("flush of a partition: start=%d buffered=%d ready=%d", start, len(pending), len(split.ready))
         if split.ready:
             self._write(topic, partition, split)
             if not self._committer.commit(topic, partition, split.end):
                 count("commit_failures")  # durable and marked done: the next flush commits it
+        left = tuple(p for p in pending if p[0] >= split.end)
         buffer.clear()
-        if split.waiting:
-            buffer.add(tuple(split.waiting))
-        buffered.write(len(split.waiting))
-        # Known messages still unwritten: worth another flush if this one made progress.
-        return split.end < stop and bool(split.ready or fetched)
+        if left:
+            buffer.add(left)
+        buffered.write(len(left))
+        # Messages known to exist are still unwritten (Kafka slow or away): flush again later.
+        return bool(split.end < stop)
 
     def _write(self, topic: str, partition: int, split: Split) -> None:
         from pipeline.sinks import write_dead_letters, write_events, write_lookup
