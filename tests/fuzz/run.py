@@ -8,12 +8,38 @@ Examples::
     python -m tests.fuzz.run pipeline crash-0123abcd
 
 The ``pipeline`` target uses the in-memory test key and needs
-``AUDITVEIL_INSECURE_LOCAL_KEY=i-understand-this-is-for-tests``. ``scripts/fuzz`` wraps all this.
+``AUDITVEIL_INSECURE_LOCAL_KEY=i-understand-this-is-for-tests``. ``AUDITVEIL_FUZZ_WATCHDOG=S``
+(seconds) and ``AUDITVEIL_FUZZ_CURRENT=FILE`` add a per-input watchdog that dumps all stacks and
+exits if one input runs longer than S, keeping that input in FILE. ``scripts/fuzz`` wraps all this.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import sys
+from collections.abc import Callable
+
+
+def _watched(target: Callable[[bytes], None], seconds: float, current: str) -> Callable[[bytes], None]:
+    """A per-input watchdog that works even when libFuzzer's own cannot.
+
+    libFuzzer's -timeout is a SIGALRM that it ignores when the signal lands on a thread other
+    than the fuzzing thread; pyarrow starts threads, so in the pipeline target a stuck input
+    could hang the run silently. Python's faulthandler watchdog dumps every thread's stack and
+    exits; the input being run is kept in ``current`` to reproduce it.
+    """
+    def run(data: bytes) -> None:
+        if current:
+            with open(current, "wb") as fh:
+                fh.write(data)
+        faulthandler.dump_traceback_later(seconds, exit=True)
+        try:
+            target(data)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    return run
 
 
 def main() -> None:
@@ -30,6 +56,9 @@ def main() -> None:
         import pipeline.normalise
         import pipeline.sanitise.sanitiser
         import pipeline.scan.scanner  # noqa: F401
+    watchdog = float(os.environ.get("AUDITVEIL_FUZZ_WATCHDOG", "0") or 0)
+    if watchdog > 0:
+        target = _watched(target, watchdog, os.environ.get("AUDITVEIL_FUZZ_CURRENT", ""))
     atheris.Setup(sys.argv, target)
     atheris.Fuzz()
 

@@ -50,6 +50,8 @@ def test_fuzz_budget(name: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITVEIL_")}
     if name == "pipeline":
         env["AUDITVEIL_INSECURE_LOCAL_KEY"] = LOCAL_KEY_OPT_IN  # the in-memory test key, this process only
+    env["AUDITVEIL_FUZZ_WATCHDOG"] = "20"  # per input; see tests/fuzz/run.py
+    env["AUDITVEIL_FUZZ_CURRENT"] = str(tmp_path / "current-input")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fuzz.run", name, str(scratch), str(CORPUS),
          f"-max_total_time={seconds}", f"-artifact_prefix={tmp_path}/", "-rss_limit_mb=1536", "-timeout=20",
@@ -65,6 +67,6 @@ def test_fuzz_budget(name: str, tmp_path: Path) -> None:
                     + "\n".join(line for line in err.splitlines()[-40:] if "Instrumenting" not in line))
     done = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
     runs = [line for line in done.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
-    assert done.returncode == 0, f"fuzz target {name} found a failure; artifact in {tmp_path}\n" + "\n".join(
+    assert done.returncode == 0, f"fuzz target {name} found a failure; input in {tmp_path}\n" + "\n".join(
         line for line in done.stderr.splitlines()[-40:] if "Instrumenting" not in line)
     assert runs and int(runs[0].split(":")[-1]) > 100, "the fuzzer did not actually run"
