@@ -42,6 +42,30 @@ def _watched(target: Callable[[bytes], None], seconds: float, current: str) -> C
     return run
 
 
+def _budgeted(target: Callable[[bytes], None], seconds: float) -> Callable[[bytes], None]:
+    """Stop after ``seconds`` with ``os._exit``, instead of libFuzzer's -max_total_time.
+
+    libFuzzer ends a timed run with C ``exit()``, which runs native destructors (pyarrow's) under
+    a live interpreter; in the pipeline target that sometimes hangs forever after "Done". A crash
+    is unaffected: libFuzzer reports it and leaves with ``_Exit``.
+    """
+    import time
+
+    start = time.monotonic()
+    runs = 0
+
+    def run(data: bytes) -> None:
+        nonlocal runs
+        target(data)
+        runs += 1
+        if time.monotonic() - start >= seconds:
+            print(f"auditveil-fuzz: done, {runs} inputs in {time.monotonic() - start:.0f} s", file=sys.stderr,
+                  flush=True)
+            os._exit(0)
+
+    return run
+
+
 def main() -> None:
     import atheris
 
@@ -56,6 +80,10 @@ def main() -> None:
         import pipeline.normalise
         import pipeline.sanitise.sanitiser
         import pipeline.scan.scanner  # noqa: F401
+    budget = [a for a in sys.argv if a.startswith("-max_total_time=")]
+    if budget:
+        sys.argv = [a for a in sys.argv if a not in budget]
+        target = _budgeted(target, float(budget[-1].split("=", 1)[1]))
     watchdog = float(os.environ.get("AUDITVEIL_FUZZ_WATCHDOG", "0") or 0)
     if watchdog > 0:
         target = _watched(target, watchdog, os.environ.get("AUDITVEIL_FUZZ_CURRENT", ""))
