@@ -9,7 +9,6 @@ same pipeline elsewhere (FlinkRunner, PrismRunner, …).
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.errors import AuditveilError, HsmUnavailable, SinkError
+from pipeline.run.failures import raised_errors
 from pipeline.run.stages import METRICS_NAMESPACE, Pseudonymise, StageConfig
 from pipeline.sources.files import ReadTask
 
@@ -67,15 +67,12 @@ def _local_runner(workers: int) -> Any:
     return fn_runner.FnApiRunner(default_environment=env)
 
 
-_ERROR_NAMES = re.compile(r"\b(HsmUnavailable|KeyNotFound|SinkError|ConfigError)\b")
-
-
 def _translate(exc: BaseException) -> AuditveilError:
     """A worker failure → one of our errors, without echoing the runner's text (which quotes
     stack frames and could quote data)."""
     if isinstance(exc, AuditveilError):
         return exc
-    found = _ERROR_NAMES.findall(str(exc))
+    found = raised_errors(exc)
     if "HsmUnavailable" in found or "KeyNotFound" in found:
         return HsmUnavailable(
             "the HSM became unavailable during the run; auditveil stopped (fail closed). Files already "

@@ -1,13 +1,16 @@
 """Entry point of auditveil's local worker processes (Beam SDK harness), with safe logging.
 
-Beam's harness logs at INFO from its first line and prints full tracebacks on failure; a
-traceback can quote a value. Here only errors reach stderr, as one line naming the exception
-class; the driver reports the failure to the user (see run/batch.py).
+Beam's harness logs at INFO from its first line and prints full tracebacks of failed bundles
+straight to ``sys.stderr``; a traceback can quote a value. Here the process's stderr (the
+Python object and file descriptor 2, for C libraries too) goes to /dev/null, and only our log
+handler writes to the real stderr: errors only, one line naming the exception class. The driver
+reports the failure to the user (see run/batch.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -19,7 +22,12 @@ class _ClassOnlyFormatter(logging.Formatter):
 
 
 def quiet_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    real_stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = open(os.devnull, "w")  # lives as long as the process
+    handler = logging.StreamHandler(real_stderr)
     handler.setLevel(logging.ERROR)
     handler.setFormatter(_ClassOnlyFormatter())
     root = logging.getLogger()

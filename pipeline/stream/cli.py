@@ -66,6 +66,10 @@ def _beam_args(args: argparse.Namespace) -> list[str]:
         out += [f"--prism_location={prism}", "--prism_log_level=warn"]
     if "--streaming" not in out:
         out.append("--streaming")
+    if not args.until_end and not any(a.startswith("--job_server_timeout") for a in out):
+        # Beam's portable runner uses job_server_timeout (default 300 s) as the gRPC deadline of
+        # the job's state stream: an unbounded run would die after five minutes.
+        out.append("--job_server_timeout=31536000")
     return out
 
 

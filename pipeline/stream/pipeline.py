@@ -9,7 +9,6 @@ passed through untouched, so the same graph runs on Prism (``--runner=PrismRunne
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +18,12 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.errors import AuditveilError, HsmUnavailable, InputError, SinkError
+from pipeline.run.failures import raised_errors
 from pipeline.stream.kafka_source import ReadFromKafka
 from pipeline.stream.status import BOARD, STATUS_LOGGER
 from pipeline.stream.writer import StreamConfig, WriteExactlyOnce
 
 log = logging.getLogger(STATUS_LOGGER)
-_RAISED = re.compile(r"(?m)^(?:pipeline\.errors\.)(HsmUnavailable|KeyNotFound|SinkError|InputError)\b")
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,7 @@ def translate_failure(exc: BaseException) -> AuditveilError:
     """A runner failure → one of our errors, without echoing the runner's text."""
     if isinstance(exc, AuditveilError):
         return exc
-    # Match the exception type at the start of a traceback line, not names quoted from source.
-    found = set(_RAISED.findall(str(exc)))
+    found = raised_errors(exc)
     if found & {"HsmUnavailable", "KeyNotFound"}:
         return HsmUnavailable(
             "the HSM became unavailable; the stream stopped writing (fail closed). Offsets of unwritten "

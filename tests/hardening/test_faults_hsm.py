@@ -142,9 +142,5 @@ def test_rerun_after_hsm_returns_equals_an_uninterrupted_run(revoked_mid_run: di
     assert event_tokens(out) <= lookup_tokens(revoked_mid_run["lookup"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (pipeline/run/worker.py): Beam's SdkHarness prints the full traceback of a failed bundle "
-    "with print(..., file=sys.stderr) (sdk_worker.py _execute), bypassing the class-only log formatter; "
-    "a traceback can quote data (e.g. a KeyError's key)"))
 def test_a_failing_worker_prints_no_traceback(revoked_mid_run: dict[str, Any]) -> None:
     assert "Traceback" not in revoked_mid_run["log"]
