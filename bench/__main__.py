@@ -8,7 +8,12 @@ Steps (each can be skipped):
    every repetition so that drifting machine load does not favour one side;
 3. identifier cardinality: the same at several ``--customers`` values (one worker count);
 4. a Vault audit workload (``bench/gen_vault.py``);
-5. memory: one run over ``--memory-events`` events (default 2,000,000) and its peak RSS.
+5. memory: one run over ``--memory-events`` events (default 2,000,000) and its peak RSS;
+6. streaming: sustained events/s and produce-to-visible delay on a local Kafka broker
+   (``bench/stream.py``; skipped when Kafka or Prism is not installed).
+
+``--steps`` picks steps; results of earlier invocations in the same work directory are kept
+in ``results.json`` and only the steps run now are replaced.
 
 Everything runs against a private SoftHSM2 token (the real HSM path), the shipped policies
 and real lookup-entry sealing. Results: a table on stdout, ``results.json`` in the work
@@ -29,6 +34,8 @@ from typing import Any
 
 from bench import report, workloads
 from bench.runs import REFERENCE, REPO, RunResult, run_auditveil, run_baseline
+
+STEPS = ("startup", "cloudtrail", "cardinality", "vault", "memory", "stream")
 
 
 def _ints(text: str) -> list[int]:
@@ -52,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cardinality-events", type=int, default=100_000)
     ap.add_argument("--vault-events", type=int, default=100_000, help="Vault entries (0 to skip)")
     ap.add_argument("--memory-events", type=int, default=2_000_000, help="events of the memory run (0 to skip)")
+    ap.add_argument("--compare-code", default="", metavar="DIR",
+                    help="also run the pipeline package of this source tree (e.g. an older revision: "
+                         "git archive REV pipeline schemas | tar -x -C DIR) in the CloudTrail step, 1 worker")
+    ap.add_argument("--stream-events", type=int, default=50_000, help="events of the streaming runs")
+    ap.add_argument("--stream-window", type=int, default=10, help="streaming window, seconds")
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--skip-startup", action="store_true")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 20000 events, 1 repetition, no sweep, no Vault, no memory run")
@@ -60,8 +73,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--chart", default=str(REPO / "docs" / "img" / "throughput.png"), help="PNG to write ('' to skip)")
     ap.add_argument("--json", default="", help="also copy results.json here")
     a = ap.parse_args(argv)
+    a.steps = {s.strip() for s in a.steps.split(",") if s.strip()}
+    if unknown := a.steps - set(STEPS):
+        ap.error(f"unknown step(s): {', '.join(sorted(unknown))}")
     if a.quick:
-        a.events, a.reps, a.cardinalities, a.vault_events, a.memory_events = 20_000, 1, [], 0, 0
+        a.events, a.reps = 20_000, 1
+        a.steps -= {"cardinality", "vault", "memory", "stream"}
+    if a.skip_startup:
+        a.steps.discard("startup")
+    if not a.cardinalities:
+        a.steps.discard("cardinality")
+    if not a.vault_events:
+        a.steps.discard("vault")
+    if not a.memory_events:
+        a.steps.discard("memory")
+    if not a.stream_events:
+        a.steps.discard("stream")
     return a
 
 
@@ -84,15 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     scratch.mkdir(exist_ok=True)
     env = workloads.hsm_env(work)
     base_sha = hashlib.sha256((REFERENCE / "baseline.py").read_bytes()).hexdigest()[:16]
-    results: dict[str, Any] = {
+    previous = work / "results.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    results |= {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "baseline_sha256_16": base_sha,
-        "args": {k: v for k, v in vars(a).items()},
+        "args": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(a).items()},
     }
     _say(f"auditveil benchmark — {os.cpu_count()} CPUs, baseline.py sha256 {base_sha}…, workdir {work}")
 
-    if not a.skip_startup:
+    if "startup" in a.steps:
         _say("\n[1] start-up + shut-down (100 events)")
         small = workloads.tiny(work)
         startup = {}
@@ -104,23 +133,36 @@ def main(argv: list[str] | None = None) -> int:
             startup[w] = round(report.median([r.wall_s for r in runs]), 2)
         results["startup_seconds"] = startup
 
-    _say(f"\n[2] CloudTrail, {a.events:,} events, {a.reps} repetition(s)")
-    ct = workloads.cloudtrail(work, a.events)
     base: list[RunResult] = []
-    mine: dict[int, list[RunResult]] = {w: [] for w in a.workers}
-    configs: list[int] = [0, *a.workers]  # 0 = baseline
-    for rep in range(a.reps):
-        order = configs[rep % len(configs):] + configs[:rep % len(configs)]
-        for c in order:
-            r = run_baseline(ct, a.events, scratch) if c == 0 else run_auditveil([ct], a.events, scratch, env, c)
-            (base if c == 0 else mine[c]).append(r)
-            _say(_line(r))
-    rows = [report.summarise(mine[w], base) for w in a.workers]
-    results["cloudtrail"] = rows
-    results["runs"] = [r.as_dict() for r in base] + [r.as_dict() for w in a.workers for r in mine[w]]
+    rows: list[dict[str, Any]] = []
+    if "cloudtrail" in a.steps or "vault" in a.steps:
+        _say(f"\n[2] CloudTrail, {a.events:,} events, {a.reps} repetition(s)")
+        ct = workloads.cloudtrail(work, a.events)
+        mine: dict[int, list[RunResult]] = {w: [] for w in a.workers}
+        mine[-1] = []
+        configs: list[int] = [0, *a.workers] if "cloudtrail" in a.steps else [0]  # 0 = baseline
+        if a.compare_code and "cloudtrail" in a.steps:
+            configs.append(-1)  # -1 = the other source tree, one worker
+        for rep in range(a.reps):
+            order = configs[rep % len(configs):] + configs[:rep % len(configs)]
+            for c in order:
+                if c == 0:
+                    r = run_baseline(ct, a.events, scratch)
+                elif c < 0:
+                    r = run_auditveil([ct], a.events, scratch, env, 1, code=a.compare_code)
+                else:
+                    r = run_auditveil([ct], a.events, scratch, env, c)
+                (base if c == 0 else mine[c]).append(r)
+                _say(_line(r))
+        if "cloudtrail" in a.steps:
+            rows = [report.summarise(mine[w], base) for w in a.workers]
+            if mine[-1]:
+                rows.append(report.summarise(mine[-1], base) | {"workload": f"cloudtrail @{Path(a.compare_code).name}"})
+            results["cloudtrail"] = rows
+            results["runs"] = [r.as_dict() for r in base] + [r.as_dict() for runs in mine.values() for r in runs]
 
     sweep: list[dict[str, Any]] = []
-    if a.cardinalities:
+    if "cardinality" in a.steps:
         w = max(a.workers)
         _say(f"\n[3] identifier cardinality, {a.cardinality_events:,} events, {w} worker(s)")
         for customers in a.cardinalities:
@@ -136,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cardinality"] = sweep
 
     vault_rows: list[dict[str, Any]] = []
-    if a.vault_events:
+    if "vault" in a.steps:
         _say(f"\n[4] Vault audit log, {a.vault_events:,} entries (ratio against the CloudTrail baseline's events/s)")
         vf = workloads.vault(work, a.vault_events)
         for w in a.workers:
@@ -146,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         results["vault"] = vault_rows
 
     mem_rows: list[dict[str, Any]] = []
-    if a.memory_events:
+    if "memory" in a.steps:
         w = max(a.workers)
         _say(f"\n[5] memory, {a.memory_events:,} CloudTrail events, {w} worker(s)")
         big = workloads.cloudtrail(work, a.memory_events)
@@ -157,9 +199,23 @@ def main(argv: list[str] | None = None) -> int:
         mem_rows.append(report.summarise([r], [b]))
         results["memory"] = mem_rows
 
+    if "stream" in a.steps:
+        from bench.stream import PRISM, measure_stream
+
+        if not PRISM.exists():
+            _say("\n[6] streaming skipped: the Prism runner is not installed (scripts/setup.sh)")
+        else:
+            _say(f"\n[6] streaming on a local Kafka broker, {a.stream_events:,} events, window {a.stream_window} s")
+            stream = measure_stream(work, workloads.cloudtrail(work, a.events), a.stream_events, env,
+                                    a.stream_window)
+            _say(f"  {stream}")
+            results["stream"] = stream
+
     _say("\nResults (ratio = auditveil events/s ÷ baseline events/s, medians; cpu ratio = the same per CPU-second "
          "of the whole process tree)\n")
-    _say(report.table(rows + sweep + vault_rows + mem_rows))
+    # Steps not run now keep their rows from an earlier invocation in the same work directory.
+    rows, sweep = results.get("cloudtrail", []), results.get("cardinality", [])
+    _say(report.table(rows + sweep + results.get("vault", []) + results.get("memory", [])))
     if "startup_seconds" in results:
         _say("\nstart-up + shut-down over 100 events: "
              + ", ".join(f"{w} worker(s) {s:.1f} s" for w, s in results["startup_seconds"].items()))
@@ -168,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
     if a.chart:
-        report.chart(rows, sweep, Path(a.chart))
+        report.chart([r for r in rows if r["workload"] == "cloudtrail"], sweep, Path(a.chart))
         _say(f"chart: {a.chart}")
     _say(f"results: {out}")
     return 0

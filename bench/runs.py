@@ -82,7 +82,9 @@ def distinct_tokens(lookup: Path) -> int:
 
 
 def run_auditveil(inputs: list[Path], events: int, scratch: Path, env: dict[str, str], workers: int,
-                  workload: str = "cloudtrail", extra_args: tuple[str, ...] = ()) -> RunResult:
+                  workload: str = "cloudtrail", extra_args: tuple[str, ...] = (), code: str = "") -> RunResult:
+    """``auditveil run`` over ``inputs``; with ``code``, the ``pipeline`` package of that source
+    tree (another checkout, e.g. ``git archive <rev> pipeline schemas``) runs instead."""
     out, lookup, summary = scratch / "out", scratch / "lookup", scratch / "summary.json"
     for p in (out, lookup):
         shutil.rmtree(p, ignore_errors=True)
@@ -91,14 +93,18 @@ def run_auditveil(inputs: list[Path], events: int, scratch: Path, env: dict[str,
            "--workers", str(workers), "--no-progress", "--summary-json", str(summary), *extra_args]
     for i in inputs:
         cmd += ["--input", str(i)]
-    m = run_measured(cmd, env={**os.environ, **env}, cwd=str(REPO))
+    run_env = {**os.environ, **env}
+    if code:
+        run_env["PYTHONPATH"] = os.pathsep.join(filter(None, (code, run_env.get("PYTHONPATH", ""))))
+    m = run_measured(cmd, env=run_env, cwd=code or str(REPO))
     _check(m, "auditveil run")
     s = json.loads(summary.read_text())
     seen = sum(s["events_in"].values())
     if seen != events:
         raise RuntimeError(f"auditveil read {seen} events, expected {events}")
     result = RunResult(
-        "auditveil", workload, workers, events, m.wall_s, m.cpu_s, m.peak_rss_bytes, m.load_avg,
+        f"auditveil@{Path(code).name}" if code else "auditveil", workload, workers, events, m.wall_s, m.cpu_s,
+        m.peak_rss_bytes, m.load_avg,
         out_bytes=_tree_bytes(out, ".parquet"), lookup_bytes=_tree_bytes(lookup),
         hsm_calls=int(s["hsm_calls"]), cache_hit_rate=float(s["cache_hit_rate"] or 0.0),
         distinct_pairs=distinct_tokens(lookup),
