@@ -57,7 +57,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, fault_inputs: tuple[Path,
     from tests.hardening.faults import dataset_rows, run_args, run_cli
 
     root = tmp_path_factory.mktemp("baseline")
-    done = run_cli(operator_env, run_args(fault_inputs[0], root / "out", root / "lookup", "--workers", "2"))
+    # One worker: several worker processes on SoftHSM2 race at login (test_hsm_concurrency.py, xfail).
+    done = run_cli(operator_env, run_args(fault_inputs[0], root / "out", root / "lookup", "--workers", "1"))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = dataset_rows(root / "out")
     assert len(rows) == fault_inputs[1]
