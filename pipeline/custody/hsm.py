@@ -13,9 +13,10 @@ here, with a message that names the operation but not the PIN, nor any data.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from pipeline.config import Pkcs11Settings
+from pipeline.config import Pkcs11Settings, Secret
 from pipeline.errors import ConfigError, HsmUnavailable, KeyNotFound
 
 _LIBS: dict[str, Any] = {}
@@ -44,6 +45,54 @@ def _load_library(path: str) -> Any:
         return lib
 
 
+def _with_retries(open_session: Any) -> Any:
+    """Open a session, riding out a transient failure of the token.
+
+    SoftHSM2's file store rewrites a token's files on every login; another process that reads
+    them in that instant gets CKR_GENERAL_ERROR or no token at all, until it initialises the
+    library again. Transient errors are retried for a few seconds, re-initialising the library
+    in between — only while this process holds no session a re-initialisation would cut. PIN
+    errors are never retried (retries would lock the PIN).
+    """
+    import pkcs11
+
+    e = pkcs11.exceptions
+    transient = (e.NoSuchToken, e.TokenNotPresent, e.TokenNotRecognised, e.GeneralError, e.DeviceError,
+                 e.DeviceRemoved, e.FunctionFailed, e.SessionCount)
+    delays = (0.05, 0.1, 0.2, 0.4, 0.8, 1.2, 1.6)
+    for attempt in range(len(delays) + 1):
+        try:
+            return open_session()
+        except (e.PinIncorrect, e.PinInvalid, e.PinLenRange):
+            raise HsmUnavailable("the HSM refused the PIN; check AUDITVEIL_PKCS11_PIN") from None
+        except e.PinLocked:
+            raise HsmUnavailable("the HSM PIN is locked; ask the HSM security officer to unlock it") from None
+        except transient as exc:
+            if attempt == len(delays):
+                if isinstance(exc, e.NoSuchToken):
+                    raise HsmUnavailable(
+                        "no HSM token has the configured label; check AUDITVEIL_PKCS11_TOKEN_LABEL "
+                        "or initialise the token"
+                    ) from None
+                raise HsmUnavailable("the HSM token cannot be reached") from None
+        except e.PKCS11Error:
+            raise HsmUnavailable("a session on the HSM token cannot be opened") from None
+        time.sleep(delays[attempt])
+        with _LIBS_LOCK:
+            if not _LOGINS:
+                try:
+                    lib_reinitialize_all()
+                except e.PKCS11Error:
+                    pass
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def lib_reinitialize_all() -> None:
+    """C_Finalize + C_Initialize every loaded module (caller holds _LIBS_LOCK, no sessions open)."""
+    for lib in _LIBS.values():
+        lib.reinitialize()
+
+
 def _acquire_login(key: tuple[str, str], token: Any, pin: str) -> None:
     import pkcs11
 
@@ -56,12 +105,6 @@ def _acquire_login(key: tuple[str, str], token: Any, pin: str) -> None:
             anchor = token.open(user_pin=pin)
         except pkcs11.exceptions.UserAlreadyLoggedIn:
             anchor = token.open()  # logged in by someone else in this process; share it
-        except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinInvalid, pkcs11.exceptions.PinLenRange):
-            raise HsmUnavailable("the HSM refused the PIN; check AUDITVEIL_PKCS11_PIN") from None
-        except pkcs11.exceptions.PinLocked:
-            raise HsmUnavailable("the HSM PIN is locked; ask the HSM security officer to unlock it") from None
-        except pkcs11.exceptions.PKCS11Error:
-            raise HsmUnavailable("a session on the HSM token cannot be opened") from None
         _LOGINS[key] = [anchor, 1]
 
 
@@ -98,32 +141,28 @@ class HsmSession:
 
     def __init__(self, settings: Pkcs11Settings, *, rw: bool = False, login: bool = True) -> None:
         """Open a session; ``login=False`` gives a public session (public objects only)."""
-        import pkcs11
 
         self._settings = settings
         lib = _load_library(settings.module)
         pin = settings.user_pin() if login else None
-        try:
-            token = lib.get_token(token_label=settings.token_label)
-        except pkcs11.exceptions.NoSuchToken:
-            raise HsmUnavailable(
-                "no HSM token has the configured label; check AUDITVEIL_PKCS11_TOKEN_LABEL "
-                "or initialise the token"
-            ) from None
-        except pkcs11.exceptions.PKCS11Error:
-            raise HsmUnavailable("the HSM token cannot be reached") from None
         self._login_key: tuple[str, str] | None = (settings.module, settings.token_label) if pin else None
-        if self._login_key is not None and pin is not None:
-            _acquire_login(self._login_key, token, pin.reveal())
-        try:
-            self._session = token.open(rw=rw)
-        except pkcs11.exceptions.PKCS11Error:
-            if self._login_key is not None:
-                _release_login(self._login_key)
-            raise HsmUnavailable("a session on the HSM token cannot be opened") from None
+        self._session = _with_retries(lambda: self._open(lib, pin, rw))
         self._closed = False
         self._hmac_keys: dict[int, Any] = {}
         self._lock = threading.Lock()
+
+    def _open(self, lib: Any, pin: Secret | None, rw: bool) -> Any:
+        import pkcs11
+
+        token = lib.get_token(token_label=self._settings.token_label)
+        if self._login_key is not None and pin is not None:
+            _acquire_login(self._login_key, token, pin.reveal())
+        try:
+            return token.open(rw=rw)
+        except pkcs11.exceptions.PKCS11Error:
+            if self._login_key is not None:
+                _release_login(self._login_key)
+            raise
 
     def __reduce__(self) -> Any:
         raise TypeError("an HSM session cannot be pickled; open one in DoFn.setup()")

@@ -153,9 +153,7 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
     from pipeline.run.progress import ProgressView
     from pipeline.run.stages import StageConfig
     from pipeline.sanitise.policy import load_policies
-    from pipeline.storage.fs import resolve, write_bytes_atomic
-
-    from pipeline.storage.fs import check_writable
+    from pipeline.storage.fs import check_writable, resolve, write_bytes_atomic
 
     load_policies(settings.pipeline.policy_dir)  # a bad policy fails before any work
     out = resolve(out_uri, settings.storage)

@@ -49,10 +49,6 @@ print(failed)
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (pipeline/custody/hsm.py): with SoftHSM2's file store, a process whose C_Initialize races "
-    "another process's C_Login never sees the token; HsmSession should lib.reinitialize() and retry "
-    "(with a short backoff, a few seconds at most) on NoSuchToken / an unreachable token"))
 def test_concurrent_processes_all_reach_the_token(tmp_path: Path) -> None:
     made = subprocess.run([sys.executable, "-c", _MAKE_TOKEN, str(tmp_path / "hsm")], cwd=ROOT, check=True,
                           capture_output=True, text=True, timeout=120,
