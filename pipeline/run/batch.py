@@ -70,9 +70,9 @@ def _local_runner(workers: int) -> Any:
 def _translate(exc: BaseException) -> AuditveilError:
     """A worker failure → one of our errors, without echoing the runner's text (which quotes
     stack frames and could quote data)."""
-    if isinstance(exc, AuditveilError):
-        return exc
     found = raised_errors(exc)
+    if isinstance(exc, AuditveilError) and not found & {"HsmUnavailable", "KeyNotFound", "SinkError"}:
+        return exc
     if "HsmUnavailable" in found or "KeyNotFound" in found:
         return HsmUnavailable(
             "the HSM became unavailable during the run; auditveil stopped (fail closed). Files already "

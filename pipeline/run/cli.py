@@ -156,6 +156,7 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
     from pipeline.storage.fs import check_writable, resolve, write_bytes_atomic
 
     load_policies(settings.pipeline.policy_dir)  # a bad policy fails before any work
+    settings.pkcs11.user_pin()  # so does a missing PIN, before any folder is created
     out = resolve(out_uri, settings.storage)
     check_writable(out)  # a missing bucket or bad credentials: one clear line, before any work
     check_writable(resolve(lookup_uri, settings.storage))

@@ -104,7 +104,7 @@ class _Decode(beam.DoFn):  # type: ignore[misc]
 
     def setup(self) -> None:
         p = self._config.settings.pipeline
-        self._limits = Limits(p.max_record_bytes, p.max_decompressed_bytes)
+        self._limits = Limits(p.max_record_bytes, p.max_decompressed_bytes, p.max_depth)
         self._batch = p.batch_size
 
     def process(self, task: ReadTask) -> Iterator[Chunk]:

@@ -153,7 +153,8 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
             raise
         self._tokeniser: Any = Tokeniser(backend, s.tokenise.cache_size)
         self._sanitiser = Sanitiser(load_policies(s.pipeline.policy_dir), self._tokeniser)
-        self._limits = Limits(s.pipeline.max_record_bytes, s.pipeline.max_decompressed_bytes)
+        self._limits = Limits(s.pipeline.max_record_bytes, s.pipeline.max_decompressed_bytes,
+                              s.pipeline.max_depth)
         self._out = resolve(self._config.out_uri, s.storage)
         self._lookup = resolve(self._config.lookup_uri, s.storage)
         self._committer = OffsetCommitter(s.kafka, self._config.bootstrap)
