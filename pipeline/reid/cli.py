@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.config import Settings
+from pipeline.config import Settings, read_secret_file
 from pipeline.errors import ConfigError
 from pipeline.reid import apikeys, auditlog, signing
 from pipeline.reid.db import Database
@@ -223,6 +223,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError:
         loopback = args.host == "localhost"
     tls = bool(args.tls_cert and args.tls_key)
+    if args.tls_key:
+        read_secret_file(args.tls_key, "TLS private key")  # exists and is owner-only
     if not loopback and not tls:
         raise ConfigError("refusing to serve API keys over plain HTTP on a non-loopback address; "
                           "pass --tls-cert and --tls-key (or put a TLS proxy in front on 127.0.0.1)")
