@@ -17,7 +17,7 @@ def test_group_readable_tls_key_is_refused(tmp_path: Path, monkeypatch: pytest.M
     cert.write_text("not used")
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
     key.chmod(0o640)
-    code = main(["reid", "serve", "--port", "0", "--lookup", str(tmp_path), "--tls-cert", str(cert),
+    code = main(["serve", "--port", "0", "--lookup", str(tmp_path), "--tls-cert", str(cert),
                  "--tls-key", str(key)])
     assert code == 2
     assert "chmod 600" in capsys.readouterr().err
