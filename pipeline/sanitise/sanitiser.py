@@ -170,6 +170,9 @@ class Sanitiser:
         """Apply ``rule`` to one scalar; None means dropped."""
         if value is None:
             return None
+        if rule.action == "drop":  # default deny comes first, even for Vault-HMAC'd values
+            counts["dropped_fields"] += 1
+            return None
         if isinstance(value, str):
             text = value
         elif isinstance(value, dict | list) and rule.action == "keep":

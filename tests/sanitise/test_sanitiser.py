@@ -184,3 +184,17 @@ def test_table_matches_the_schema_and_sample_is_clean(sanitiser: Sanitiser) -> N
     assert batch.table.num_rows == 300 and not batch.rejected
     assert batch.table.schema.names == [*EVENT_SCHEMA.names, "source", "event_date"]
     assert not find_identifiers(all_strings({"rows": batch.table.to_pylist()}))
+
+
+def test_default_deny_wins_over_vault_hmac_handling(tokeniser: Tokeniser) -> None:
+    """A column the policy drops (or does not name) stays null even when its value is Vault-HMAC'd."""
+    entry = {"time": "2026-11-27T08:00:00Z", "type": "request", "auth": {"display_name": "hmac-sha256:1234"},
+             "request": {"id": "r", "path": "kv/data/x", "remote_address": "hmac-sha256:5678"}}
+    pols = load_policies()
+    pols["vault"] = parse_policy({"format": "auditveil-policy/v1", "source": "vault", "vault_hmac": "tokenise",
+                                  "columns": {"event_id": "keep", "actor_name": "drop"}}, "p")
+    batch = Sanitiser(pols, tokeniser).sanitise([Record("vault", entry, "p")])
+    row = batch.table.to_pylist()[0]
+    assert row["event_id"] == "r:request"
+    assert row["actor_name"] is None and row["source_ip"] is None
+    assert batch.counts["dropped_fields"] >= 2
