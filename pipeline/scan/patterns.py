@@ -34,6 +34,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 
 _ANY = re.compile("|".join(f"(?:{p.pattern})" for p in PATTERNS.values()))
 _SAFE_CHARS = "0123456789abcdefABCDEF-"
+_DIGIT_RUN = re.compile(r"\d{12}")
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -62,10 +63,10 @@ def _is_account_in_hex(text: str, m: re.Match[str]) -> bool:
 
 def looks_identifying(value: str) -> bool:
     """True if ``value`` contains anything shaped like an identifier (fast path for UUIDs)."""
-    if len(value) <= 40 and not value.strip(_SAFE_CHARS):
-        # Pure hex-and-dash strings (UUIDs, request ids) up to 40 characters. A 12-digit account
-        # id is all digits, so it is checked separately.
-        return len(value) == 12 and value.isdigit()
+    if len(value) <= 40 and not value.strip(_SAFE_CHARS) and not _DIGIT_RUN.search(value):
+        # Pure hex-and-dash strings (UUIDs, request ids) up to 40 characters without a run of
+        # 12 digits: nothing here can match (no '@', ':' or '.'); skip the full search.
+        return False
     m = _ANY.search(value)
     if m is None:
         return False

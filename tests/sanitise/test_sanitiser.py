@@ -198,3 +198,10 @@ def test_default_deny_wins_over_vault_hmac_handling(tokeniser: Tokeniser) -> Non
     assert row["event_id"] == "r:request"
     assert row["actor_name"] is None and row["source_ip"] is None
     assert batch.counts["dropped_fields"] >= 2
+
+
+@pytest.mark.parametrize("value", ["a-111122223333", "ab-111122223333-cd", "111122223333"])
+def test_safety_net_sees_account_ids_in_hex_and_dash_strings(sanitiser: Sanitiser, value: str) -> None:
+    row = one(sanitiser, "cloudtrail", dict(KMS_DECRYPT, eventName=value, resources=[{"type": value}]))
+    assert parse_token(row["operation"]).domain == "xtr"  # type: ignore[union-attr]
+    assert parse_token(row["resources"][0]["type"]).domain == "xtr"  # type: ignore[union-attr]
