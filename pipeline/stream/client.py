@@ -98,3 +98,13 @@ def _reason(exc: BaseException) -> str:
         "GroupAuthorizationFailedError": "not authorised for the consumer group",
         "SaslAuthenticationFailedError": "SASL authentication failed",
     }.get(name, "Kafka error " + name)
+
+
+def close_quietly(consumer: Any | None) -> None:
+    """Close a consumer without committing anything; best effort (it may already be broken)."""
+    if consumer is None:
+        return
+    try:
+        consumer.close(autocommit=False)
+    except Exception:  # noqa: S110 - closing is best effort
+        pass

@@ -40,7 +40,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import InputError
-from pipeline.stream.client import open_consumer, reason
+from pipeline.stream.client import close_quietly, open_consumer, reason
 from pipeline.stream.messages import UNBOUNDED, KafkaBatch, KafkaMessage, KafkaPartition, partition_key
 from pipeline.stream.status import BOARD, count
 
@@ -330,12 +330,8 @@ class _DiscoverPartitions(beam.DoFn):  # type: ignore[misc]
         self._consumer = open_consumer(self._kafka, self._bootstrap, group=False)
 
     def teardown(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            except Exception:  # noqa: S110 - closing is best effort
-                pass
-            self._consumer = None
+        close_quietly(self._consumer)
+        self._consumer = None
 
     def process(self, _tick: Any) -> Iterator[tuple[str, KafkaPartition]]:
         from kafka import TopicPartition

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from pipeline.config import KafkaSettings
-from pipeline.stream.client import open_consumer, reason
+from pipeline.stream.client import close_quietly, open_consumer, reason
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,8 @@ class OffsetCommitter:
             return False
 
     def close(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            except Exception:  # noqa: S110 - closing is best effort
-                pass
-            self._consumer = None
+        close_quietly(self._consumer)
+        self._consumer = None
 
 
 class RangeFetcher:
@@ -108,9 +104,5 @@ class RangeFetcher:
         return out
 
     def close(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            except Exception:  # noqa: S110 - closing is best effort
-                pass
-            self._consumer = None
+        close_quietly(self._consumer)
+        self._consumer = None
