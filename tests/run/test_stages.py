@@ -19,7 +19,7 @@ from pipeline.custody.hsm import read_custodian_public_key
 from pipeline.run.batch import collect_counters
 from pipeline.run.stages import Pseudonymise, StageConfig
 from pipeline.sample.generate import cloudtrail_event, vault_entries
-from pipeline.sources.files import discover
+from pipeline.sources.files import ReadTask, discover
 
 pytestmark = pytest.mark.hsm
 
@@ -38,17 +38,32 @@ def write_inputs(root: Path, n: int) -> None:
                 fh.write(orjson.dumps(e) + b"\n")
 
 
-def test_pseudonymise_writes_events_lookup_and_dead_letters(tmp_path: Path, settings: Settings) -> None:
+def prepared(tmp_path: Path, settings: Settings, n: int, split_bytes: int = 16 * 1024 * 1024,
+             ) -> tuple[list[ReadTask], StageConfig]:
+    """Inputs with ``n`` CloudTrail events, n Vault entries and one bad line; tasks and config."""
     inputs = tmp_path / "in"
     inputs.mkdir()
-    write_inputs(inputs, 40)
-    tasks = discover([str(inputs)], split_bytes=4096).tasks
-    assert len(tasks) > 2  # the JSON-lines files were split into ranges
+    write_inputs(inputs, n)
+    tasks = list(discover([str(inputs)], split_bytes=split_bytes).tasks)
     config = StageConfig(settings, str(tmp_path / "out"), str(tmp_path / "lookup"), "auto",
                          read_custodian_public_key(settings.pkcs11))
+    return tasks, config
+
+
+def run_once(tasks: list[ReadTask], config: StageConfig) -> object:
+    p = beam.Pipeline(runner=fn_runner.FnApiRunner())
+    _ = p | beam.Create(tasks) | Pseudonymise(config)
+    result = p.run()
+    result.wait_until_finish()
+    return result
+
+
+def test_pseudonymise_writes_events_lookup_and_dead_letters(tmp_path: Path, settings: Settings) -> None:
+    tasks, config = prepared(tmp_path, settings, 40, split_bytes=4096)
+    assert len(tasks) > 2  # the JSON-lines files were split into ranges
     with test_pipeline.TestPipeline(runner=fn_runner.FnApiRunner()) as p:
         # One output element per chunk; every chunk with events wrote at least one file.
-        wrote = p | beam.Create(list(tasks)) | Pseudonymise(config) | beam.Map(lambda d: len(d["files"]) > 0)
+        wrote = p | beam.Create(tasks) | Pseudonymise(config) | beam.Map(lambda d: len(d["files"]) > 0)
         assert_that(wrote | beam.combiners.Count.Globally(), equal_to([len(tasks)]))
     events = ds.dataset(str(tmp_path / "out"), format="parquet", partitioning="hive").to_table()
     assert events.num_rows == 40 + 40  # 40 CloudTrail + 20 Vault requests + 20 responses
@@ -61,17 +76,8 @@ def test_pseudonymise_writes_events_lookup_and_dead_letters(tmp_path: Path, sett
 
 
 def test_counters_reach_the_driver(tmp_path: Path, settings: Settings) -> None:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    write_inputs(inputs, 10)
-    tasks = discover([str(inputs)]).tasks
-    config = StageConfig(settings, str(tmp_path / "out"), str(tmp_path / "lookup"), "auto",
-                         read_custodian_public_key(settings.pkcs11))
-    p = beam.Pipeline(runner=fn_runner.FnApiRunner())
-    _ = p | beam.Create(list(tasks)) | Pseudonymise(config)
-    result = p.run()
-    result.wait_until_finish()
-    c = collect_counters(result)
+    tasks, config = prepared(tmp_path, settings, 10)
+    c = collect_counters(run_once(tasks, config))
     assert c["events_in.cloudtrail"] == 10 and c["events_in.vault"] == 10
     assert c["events_out.cloudtrail"] + c["events_out.vault"] == c["rows_written"] == 20
     assert c["dead_letters.json"] == 1 and c["dead_letters_written"] == 1
@@ -79,15 +85,8 @@ def test_counters_reach_the_driver(tmp_path: Path, settings: Settings) -> None:
 
 
 def test_rerun_overwrites_instead_of_duplicating(tmp_path: Path, settings: Settings) -> None:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    write_inputs(inputs, 12)
-    tasks = discover([str(inputs)]).tasks
-    config = StageConfig(settings, str(tmp_path / "out"), str(tmp_path / "lookup"), "auto",
-                         read_custodian_public_key(settings.pkcs11))
+    tasks, config = prepared(tmp_path, settings, 12)
     for _ in range(2):
-        p = beam.Pipeline(runner=fn_runner.FnApiRunner())
-        _ = p | beam.Create(list(tasks)) | Pseudonymise(config)
-        p.run().wait_until_finish()
+        run_once(tasks, config)
     events = ds.dataset(str(tmp_path / "out"), format="parquet", partitioning="hive").to_table()
     assert events.num_rows == 24
