@@ -68,8 +68,10 @@ def _beam_args(args: argparse.Namespace) -> list[str]:
         out.append("--streaming")
     if not args.until_end and not any(a.startswith("--job_server_timeout") for a in out):
         # Beam's portable runner uses job_server_timeout (default 300 s) as the gRPC deadline of
-        # the job's state stream: an unbounded run would die after five minutes.
-        out.append("--job_server_timeout=31536000")
+        # the job's state stream: an unbounded run on Prism would die after five minutes. One day
+        # (a year-long deadline made Prism miss new partitions in tests); restart daily, or run
+        # on Flink for long-lived production streams.
+        out.append("--job_server_timeout=86400")
     return out
 
 
