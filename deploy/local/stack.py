@@ -357,11 +357,8 @@ def _start_stream(state: dict[str, Any], env: dict[str, str], bootstrap: str) ->
         "--status-seconds",
         "5",
         "--no-progress",
-        # Beam's PortableRunner (under PrismRunner) opens the job's state and message streams
-        # with job_server_timeout (default 300 s) as a gRPC deadline, so an unbounded run would
-        # be reported failed after five minutes. A year is "never" for a local stack.
-        "--beam-option",
-        "job_server_timeout=31536000",
+        # `auditveil run --streaming` itself lifts Beam's 300 s job_server_timeout to a day for
+        # unbounded runs (see pipeline/stream/cli.py).
     ]
     pid, log = _spawn("stream", cmd, env)
     state["services"]["stream"] = {"pid": pid, "log": str(log)}
