@@ -67,6 +67,18 @@ def read_secret_file(path: str, what: str) -> Secret:
     return Secret(p.read_text(encoding="utf-8").strip())
 
 
+def write_secret_file(path: str | Path, data: bytes, what: str) -> None:
+    """Create ``path`` readable by its owner only (0600); never overwrite an existing file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"the {what} file already exists; choose another name") from None
+    except OSError:
+        raise ConfigError(f"the {what} file cannot be created") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 @dataclass(frozen=True)
 class Pkcs11Settings:
     """Where the HSM is and which objects in it auditveil uses.

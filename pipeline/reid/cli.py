@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.config import Settings, read_secret_file
+from pipeline.config import Settings, read_secret_file, write_secret_file
 from pipeline.errors import ConfigError
 from pipeline.reid import apikeys, auditlog, signing
 from pipeline.reid.db import Database
@@ -175,24 +175,11 @@ def _apikey_add(args: argparse.Namespace, settings: Settings) -> int:
     print(f"API key {key_id} for {args.identity} ({args.role}); it is shown once, store it now:",
           file=sys.stderr)
     if args.out:
-        _write_owner_only(Path(args.out), key + "\n")
+        write_secret_file(Path(args.out), (key + "\n").encode(), "API key")
         print(f"written to {args.out}", file=sys.stderr)
     else:
         print(key)
     return 0
-
-
-def _write_owner_only(path: Path, text: str) -> None:
-    import os
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError("the output file already exists") from None
-    except OSError:
-        raise ConfigError("the output file cannot be created") from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 def _apikey_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pipeline.config import write_secret_file
 from pipeline.errors import ConfigError, ReidRefused
 
 PASSPHRASE_ENV = "AUDITVEIL_SIGNING_KEY_PASSPHRASE"  # noqa: S105 - a variable name
@@ -101,13 +102,6 @@ def generate(private_path: Path, public_path: Path) -> str:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    try:
-        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError("the private key file already exists; choose another name") from None
-    except OSError:
-        raise ConfigError("the private key file cannot be created") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    write_secret_file(private_path, pem, "private key")
     public_path.write_text(public_key_pem(key.public_key()), encoding="ascii")
     return fingerprint(key.public_key())
