@@ -7,7 +7,6 @@ dropped rather than silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 # A tree of source keys a normaliser consumed: True for a whole subtree.
@@ -17,34 +16,42 @@ TOO_DEEP = "…"
 
 
 def leftovers(obj: dict[str, Any], consumed: Consumed | None, prefix: str = "", depth: int = 0,
-              max_depth: int = 32) -> Iterator[tuple[str, Any]]:
+              max_depth: int = 32) -> list[tuple[str, Any]]:
+    """Every (path, scalar) below ``obj`` that ``consumed`` does not cover, in document order."""
+    out: list[tuple[str, Any]] = []
+    _walk_object(obj, consumed, prefix, depth, max_depth, out)
+    return out
+
+
+# Plain recursion appending to one list: a generator chain cost ~9% of a batch run.
+def _walk_object(obj: dict[str, Any], consumed: Consumed | None, prefix: str, depth: int, max_depth: int,
+                 out: list[tuple[str, Any]]) -> None:
     if depth >= max_depth:
-        yield TOO_DEEP, None
+        out.append((TOO_DEEP, None))
         return
     for key, value in obj.items():
         sub = consumed.get(key) if consumed else None
         if sub is True or value is None:
             continue
-        path = f"{prefix}{key}"
         if isinstance(value, dict):
-            yield from leftovers(value, sub if isinstance(sub, dict) else None, path + ".", depth + 1, max_depth)
+            _walk_object(value, sub if isinstance(sub, dict) else None, f"{prefix}{key}.", depth + 1, max_depth, out)
         elif isinstance(value, list):
-            yield from _list(value, path + "[]", depth + 1, max_depth)
+            _walk_list(value, f"{prefix}{key}[]", depth + 1, max_depth, out)
         else:
-            yield path, value
+            out.append((f"{prefix}{key}", value))
 
 
-def _list(items: list[Any], path: str, depth: int, max_depth: int) -> Iterator[tuple[str, Any]]:
+def _walk_list(items: list[Any], path: str, depth: int, max_depth: int, out: list[tuple[str, Any]]) -> None:
     if depth >= max_depth:
-        yield TOO_DEEP, None
+        out.append((TOO_DEEP, None))
         return
     for item in items:
         if isinstance(item, dict):
-            yield from leftovers(item, None, path + ".", depth + 1, max_depth)
+            _walk_object(item, None, path + ".", depth + 1, max_depth, out)
         elif isinstance(item, list):
-            yield from _list(item, path + "[]", depth + 1, max_depth)
+            _walk_list(item, path + "[]", depth + 1, max_depth, out)
         elif item is not None:
-            yield path, item
+            out.append((path, item))
 
 
 def get(obj: Any, *keys: str) -> Any:
