@@ -39,6 +39,12 @@ Incremental: once a run succeeds, every input it read is recorded in <out>/_mani
 the next run reads only new or changed inputs (S3 ETag; size and mtime of a local file);
 --reprocess reads everything again. Output file names derive from the input position, so a
 re-run after a crash overwrites instead of duplicating.
+
+Streaming: --streaming --kafka-bootstrap HOST:PORT --topic NAME... keeps the same outputs
+current from Kafka (CloudTrail events, EventBridge envelopes, {"Records": [...]} batches and
+Vault lines, detected per message) on Beam's Prism runner, committing consumer offsets only
+after the output is durable; --until-end stops at the end offsets seen at start.
+See docs/streaming.md.
 """
 
 
