@@ -211,6 +211,13 @@ class Reid:
             ids = [r[0] for r in tx.all("SELECT id FROM requests ORDER BY created_at, id")]
             return [r for i in ids if (r := self._load(tx, i, lock=False)) is not None]
 
+    def _load_for_update(self, tx: Tx, request_id: str) -> Request:
+        """The request, its row locked for this transaction; a refusal if there is none."""
+        req = self._load(tx, request_id, lock=True)
+        if req is None:
+            raise _Refusal("no_such_request", "there is no request with this id")
+        return req
+
     def _load(self, tx: Tx, request_id: str, *, lock: bool) -> Request | None:
         sql = f"SELECT {_REQ_COLS} FROM requests WHERE id = ?"
         row = tx.lock(sql, (request_id,)) if lock else tx.one(sql, (request_id,))
@@ -242,9 +249,7 @@ class Reid:
         action = "approved" if decision == "approve" else "denied"
         try:
             with self.db.transaction() as tx:
-                req = self._load(tx, request_id, lock=True)
-                if req is None:
-                    raise _Refusal("no_such_request", "there is no request with this id")
+                req = self._load_for_update(tx, request_id)
                 ctx = (req.case, req.tokens)
                 key_row = tx.one("SELECT public_key_pem FROM custodians WHERE name = ?", (custodian,))
                 if key_row is None:
@@ -300,9 +305,7 @@ class Reid:
         """Open the request's tokens (all, or ``tokens``) for its requester, once checks pass."""
         try:
             with self.db.transaction() as tx:
-                req = self._load(tx, request_id, lock=True)
-                if req is None:
-                    raise _Refusal("no_such_request", "there is no request with this id")
+                req = self._load_for_update(tx, request_id)
                 ctx = (req.case, req.tokens)
                 if requester != req.requester:
                     raise _Refusal("wrong_requester",
