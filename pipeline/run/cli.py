@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import tempfile
@@ -77,12 +76,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--runner", metavar="NAME", help="Beam runner (default: local, one process per core)")
     p.add_argument("--beam-option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Beam pipeline option, e.g. flink_master=host:8081 (repeatable)")
-    try:
-        stream_cli: Any = importlib.import_module("pipeline.stream.cli")
-    except ModuleNotFoundError:
-        stream_cli = None
-    if stream_cli is not None and hasattr(stream_cli, "add_run_options"):
-        stream_cli.add_run_options(p)
+    from pipeline.stream.cli import add_run_options
+
+    add_run_options(p)
     p.set_defaults(func=run_command)
 
 
@@ -107,14 +103,12 @@ def check_locations(out_uri: str, lookup_uri: str) -> None:
 
 
 def check_jurisdiction(settings: Settings, args: argparse.Namespace) -> None:
-    try:
-        jurisdiction: Any = importlib.import_module("pipeline.storage.jurisdiction")
-    except ModuleNotFoundError:
-        return
+    from pipeline.storage.jurisdiction import check_destination
+
     allow = args.allow_non_eu or settings.storage.allow_non_eu
     strict = args.strict_sovereignty or settings.storage.strict_sovereignty
     for uri in (args.out, args.lookup):
-        for warning in jurisdiction.check_destination(uri, settings.storage, allow, strict):
+        for warning in check_destination(uri, settings.storage, allow, strict):
             print(f"auditveil: warning: {warning}", file=sys.stderr)
 
 
