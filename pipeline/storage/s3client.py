@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,13 +101,24 @@ def _static_credentials(storage: StorageSettings) -> tuple[str, str, str] | None
     return None
 
 
-def client(storage: StorageSettings) -> Any:
-    """A boto3 S3 client for these settings (cached per process; thread-safe to share)."""
+def _cached(cache: dict[tuple[Any, ...], Any], storage: StorageSettings, make: Callable[[], Any]) -> Any:
+    """``cache[settings]``, made once per process (two racing makers: the first one stored wins)."""
     key = _key(storage)
     with _lock:
-        cached = _clients.get(key)
+        cached = cache.get(key)
     if cached is not None:
         return cached
+    made = make()
+    with _lock:
+        return cache.setdefault(key, made)
+
+
+def client(storage: StorageSettings) -> Any:
+    """A boto3 S3 client for these settings (cached per process; thread-safe to share)."""
+    return _cached(_clients, storage, lambda: _make_client(storage))
+
+
+def _make_client(storage: StorageSettings) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -131,18 +143,15 @@ def client(storage: StorageSettings) -> Any:
         made = boto3.session.Session().client("s3", **kwargs)
     except ValueError:
         raise ConfigError("storage.s3_endpoint is not a valid URL") from None
-    with _lock:
-        _clients[key] = made
     return made
 
 
 def filesystem(storage: StorageSettings) -> Any:
     """A pyarrow ``S3FileSystem`` for these settings (cached per process)."""
-    key = _key(storage)
-    with _lock:
-        cached = _filesystems.get(key)
-    if cached is not None:
-        return cached
+    return _cached(_filesystems, storage, lambda: _make_filesystem(storage))
+
+
+def _make_filesystem(storage: StorageSettings) -> Any:
     from pyarrow import fs as pafs
 
     kwargs: dict[str, Any] = {}
@@ -167,6 +176,4 @@ def filesystem(storage: StorageSettings) -> Any:
         made = pafs.S3FileSystem(**kwargs)
     except Exception:
         raise ConfigError("the S3 settings are not valid (endpoint, region or credentials)") from None
-    with _lock:
-        _filesystems[key] = made
     return made
