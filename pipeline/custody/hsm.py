@@ -149,6 +149,7 @@ class HsmSession:
         self._session = _with_retries(lambda: self._open(lib, pin, rw))
         self._closed = False
         self._hmac_keys: dict[int, Any] = {}
+        self._signing_keys: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def _open(self, lib: Any, pin: Secret | None, rw: bool) -> Any:
@@ -221,13 +222,40 @@ class HsmSession:
             self._hmac_keys[version] = key
         return key
 
+    def signing_key(self, version: int) -> Any:
+        """The handle HMACs are computed with: a session-object copy of the token key if the HSM
+        allows it, else the token key itself.
+
+        The copy is made inside the HSM (``C_CopyObject`` with ``CKA_TOKEN=false``), keeps
+        ``CKA_SENSITIVE``/``CKA_EXTRACTABLE``/``CKA_PRIVATE`` and its usage flags, is never
+        stored, and disappears when this session closes. It exists for speed: SoftHSM2 checks
+        its object store and decrypts a token object's value on every operation, which doubles
+        the cost of each HMAC (about 27 µs → 13 µs here). Same key, same MAC (tested).
+        """
+        import pkcs11
+
+        key = self._signing_keys.get(version)
+        if key is None:
+            token_key = self.hmac_key(version)
+            try:
+                with self._lock:
+                    key = token_key.copy({
+                        pkcs11.Attribute.TOKEN: False,
+                        # its own label, so a lookup by the token key's label still finds one key
+                        pkcs11.Attribute.LABEL: f"{hmac_key_label(self._settings, version)}.session",
+                    })
+            except pkcs11.exceptions.PKCS11Error:
+                key = token_key
+            self._signing_keys[version] = key
+        return key
+
     # -- operations --------------------------------------------------------------------------
 
     def hmac_sha256(self, version: int, data: bytes) -> bytes:
         """CKM_SHA256_HMAC over ``data`` with HMAC key ``version``, computed inside the HSM."""
         import pkcs11
 
-        key = self.hmac_key(version)
+        key = self.signing_key(version)
         try:
             with self._lock:
                 return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))

@@ -8,6 +8,7 @@ per-element overhead of the runner is paid once per batch, not once per event.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -108,6 +109,19 @@ class _Decode(beam.DoFn):  # type: ignore[misc]
         self._batch = p.batch_size
 
     def process(self, task: ReadTask) -> Iterator[Chunk]:
+        # Decoded records are trees of dicts without reference cycles, freed by reference
+        # counting; the cyclic collector would only re-traverse the batch being built, over and
+        # over (about 45% of the decode time). It is paused while a task is read, sanitised and
+        # written (the fused stages run inside this generator), and always restored.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            yield from self._decode(task)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _decode(self, task: ReadTask) -> Iterator[Chunk]:
         data = read_task(task, self._config.settings.storage)
         index = 0
         chunk = Chunk(f"{task.task_id}-{index:04d}", [], [])

@@ -6,6 +6,11 @@ apply the ``[extra]`` allow-list (not named = drop, counted) → one output row.
 *keeps* still pass a safety net: anything shaped like an identifier (e-mail, IP, ARN with an
 account, access key id, account id) is tokenised in domain ``xtr`` instead, and counted.
 
+Each rule is applied once per *distinct* value: a bounded memo per (policy, column) remembers
+the output cell and the counts the rule produced for it (so counts stay per occurrence), and
+repeated values — principals, IPs, customer ids, key ARNs — cost one dictionary lookup. The
+rule logic itself exists once, in ``_value``.
+
 Rows accumulate column-wise and come out as one Arrow table per batch, with the partition
 columns ``source`` and ``event_date`` appended. Tokens minted on the way are left on the
 tokeniser's ``pending`` list for the lookup vault.
@@ -45,6 +50,9 @@ _KEEP = Rule("keep")
 # value; the memo is cleared when full so that a stream of unique ids cannot switch it off.
 _KEPT_MEMO_MAX = 200_000
 _KEPT_MEMO_LEN = 256
+# Distinct values remembered per (policy, column) or leftover path, cleared when full.
+_RULE_MEMO_MAX = 100_000
+_MISS: Any = object()
 
 
 @dataclass
@@ -92,6 +100,11 @@ class _TimeParser:
         return parsed
 
     @staticmethod
+    def day(parsed: dt.datetime | None) -> str:
+        """The ``event_date`` partition of a parsed time."""
+        return parsed.date().isoformat() if parsed is not None else NULL_PARTITION
+
+    @staticmethod
     def _parse(value: str) -> dt.datetime | None:
         text = value.strip()
         if len(text) > 40:
@@ -115,17 +128,54 @@ class _TimeParser:
         return parsed
 
 
+class _RuleMemo:
+    """Distinct input → output cell for one rule, with the counts the rule added for that input.
+
+    Only values whose counts were non-zero are in ``deltas``, so the common hit is one lookup.
+    """
+
+    __slots__ = ("cells", "deltas", "tokenises")
+
+    def __init__(self, rule: Rule) -> None:
+        self.cells: dict[Any, Any] = {None: None}
+        self.deltas: dict[Any, tuple[tuple[str, int], ...]] = {}
+        self.tokenises = 1 if rule.action == "tokenise" else 0
+
+    def remember(self, key: Any, cell: Any, delta: Counter[str]) -> None:
+        if len(self.cells) >= _RULE_MEMO_MAX:
+            self.cells.clear()
+            self.deltas.clear()
+            self.cells[None] = None
+        self.cells[key] = cell
+        if delta:
+            self.deltas[key] = tuple(delta.items())
+
+    def replay(self, key: Any, counts: Counter[str]) -> None:
+        """Add the counts remembered for ``key`` (a hit counts like the first occurrence)."""
+        delta = self.deltas.get(key)
+        if delta:
+            for name, n in delta:
+                counts[name] += n
+
+
 class _ColumnPlan:
     """One policy's column rules, resolved once: which rule applies to each schema column."""
 
     def __init__(self, policy: Policy) -> None:
         rules = policy.columns
         self.policy = policy
-        self.strings = tuple((name, rules.get(name, DROP)) for name in _STRING_COLUMNS)
-        self.maps = tuple((name, rules.get(name, DROP)) for name in sorted(MAP_COLUMNS))
+        strings = [(name, rules.get(name, DROP)) for name in _STRING_COLUMNS]
+        self.dropped = tuple(name for name, rule in strings if rule.action == "drop")
+        self.strings = tuple((name, rule, _RuleMemo(rule)) for name, rule in strings if rule.action != "drop")
+        self.maps = tuple((name, rules.get(name, DROP), _RuleMemo(rules.get(name, DROP)))
+                          for name in sorted(MAP_COLUMNS))
         self.keep_time = "event_time" in rules and rules["event_time"].action == "keep"
         self.keep_read_only = "read_only" in rules
         self.resources = rules.get("resources", DROP)
+        self.resources_memo = _RuleMemo(self.resources)
+        # leftover path → (rule, key in ``extra``, sub-label) or None when dropped
+        self.paths: dict[str, tuple[Rule, str, str] | None] = {}
+        self.extra_memo: dict[Rule, _RuleMemo] = {}
 
 
 class Sanitiser:
@@ -138,6 +188,7 @@ class Sanitiser:
         self._names: dict[str, str] = {}
         self._kept_ok: dict[str, bool] = {}
         self._plans: dict[str, _ColumnPlan] = {}
+        self._hits = 0  # tokenise-rule memo hits: tokenisations answered without the tokeniser
 
     # -- value rules ----------------------------------------------------------------------------
 
@@ -199,34 +250,80 @@ class Sanitiser:
         counts["dropped_fields"] += 1
         return None
 
-    def _map(self, rule: Rule, value: Any, policy: Policy, counts: Counter[str]) -> list[tuple[str, str]] | None:
-        if value is None:
-            return None
+    def _remembered(self, memo: _RuleMemo, key: Any, rule: Rule, value: Any, policy: Policy,
+                    counts: Counter[str], sub: str = "") -> str | None:
+        """``_value`` for a value not yet in ``memo``; remembers the cell and the counts it added."""
+        delta: Counter[str] = Counter()
+        cell = self._value(rule, value, policy, delta, sub)
+        if delta:
+            counts.update(delta)
+        memo.remember(key, cell, delta)
+        return cell
+
+    def _map_item(self, rule: Rule, k: Any, v: Any, policy: Policy, counts: Counter[str]) -> tuple[str, str] | None:
+        name = self._safe_name(str(k))
+        if rule.action == "tokenise" and k in rule.keep_values_of:
+            cell = self._value(_KEEP, v, policy, counts)
+        else:
+            cell = self._value(rule, v, policy, counts, sub=name)
+        return None if cell is None else (name, cell)
+
+    def _map(self, rule: Rule, memo: _RuleMemo, value: Any, policy: Policy,
+             counts: Counter[str]) -> list[tuple[str, str]] | None:
         if not isinstance(value, dict):
             counts["dropped_fields"] += 1
             return None
         out: list[tuple[str, str]] = []
+        cells = memo.cells
         for k, v in value.items():
             if v is None:
                 continue
-            name = self._safe_name(str(k))
-            if rule.action == "tokenise" and k in rule.keep_values_of:
-                cell = self._value(_KEEP, v, policy, counts)
+            if type(v) is str:
+                key = (k, v)
+                pair = cells.get(key, _MISS)
+                if pair is _MISS:
+                    delta: Counter[str] = Counter()
+                    pair = self._map_item(rule, k, v, policy, delta)
+                    if delta:
+                        counts.update(delta)
+                    memo.remember(key, pair, delta)
+                else:
+                    self._hits += memo.tokenises
+                    if memo.deltas:
+                        memo.replay(key, counts)
             else:
-                cell = self._value(rule, v, policy, counts, sub=name)
-            if cell is not None:
-                out.append((name, cell))
+                pair = self._map_item(rule, k, v, policy, counts)
+            if pair is not None:
+                out.append(pair)
         return out
 
-    def _resources(self, rule: Rule, value: Any, policy: Policy, counts: Counter[str]) -> list[dict[str, Any]] | None:
+    def _resource(self, rule: Rule, r: dict[str, Any], policy: Policy, counts: Counter[str]) -> dict[str, Any] | None:
+        kind = self._value(_KEEP, r.get("type"), policy, counts)
+        ref = self._value(rule, r.get("ref"), policy, counts)
+        return None if kind is None and ref is None else {"type": kind, "ref": ref}
+
+    def _resources(self, plan: _ColumnPlan, value: Any, counts: Counter[str]) -> list[dict[str, Any]] | None:
         if not isinstance(value, list):
             return None
         out = []
+        memo = plan.resources_memo
         for r in value:
-            kind = self._value(_KEEP, r.get("type"), policy, counts)
-            ref = self._value(rule, r.get("ref"), policy, counts)
-            if kind is not None or ref is not None:
-                out.append({"type": kind, "ref": ref})
+            kind, ref = r.get("type"), r.get("ref")
+            if type(kind) is str and type(ref) is str:
+                key = (kind, ref)
+                cell = memo.cells.get(key, _MISS)
+                if cell is _MISS:
+                    delta: Counter[str] = Counter()
+                    cell = self._resource(plan.resources, r, plan.policy, delta)
+                    if delta:
+                        counts.update(delta)
+                    memo.remember(key, cell, delta)
+                elif memo.deltas:
+                    memo.replay(key, counts)
+            else:
+                cell = self._resource(plan.resources, r, plan.policy, counts)
+            if cell is not None:
+                out.append(cell)
         return out
 
     # -- records -----------------------------------------------------------------------------
@@ -238,36 +335,124 @@ class Sanitiser:
             plan = self._plans[policy.source] = _ColumnPlan(policy)
         return plan
 
-    def _row(self, rec: Record, policy: Policy, cols: dict[str, list[Any]], counts: Counter[str]) -> str:
-        """Append one row to ``cols`` (the caller removes a half-appended row on failure)."""
-        raw, consumed = NORMALISERS[rec.kind](rec.payload)
-        plan = self._plan(policy)
-        value_rule = self._value
-        for name, rule in plan.strings:
-            value = raw.get(name)
-            cols[name].append(None if value is None else value_rule(rule, value, policy, counts))
-        for name, rule in plan.maps:
-            value = raw.get(name)
-            cols[name].append(None if value is None else self._map(rule, value, policy, counts))
-        ts = raw.get("event_time")
-        event_time = self._time(ts) if plan.keep_time else None
-        if ts is not None and event_time is None:
-            counts["unparsed_times"] += 1
-        cols["event_time"].append(event_time)
-        ro = raw.get("read_only")
-        cols["read_only"].append(ro if isinstance(ro, bool) and plan.keep_read_only else None)
-        res = raw.get("resources")
-        cols["resources"].append(None if res is None else self._resources(plan.resources, res, policy, counts))
-        cols["extra"].append(self._extra(rec.payload, consumed, policy, counts))
-        return event_time.date().isoformat() if event_time is not None else NULL_PARTITION
-
-    def _extra(self, payload: dict[str, Any], consumed: Any, policy: Policy, counts: Counter[str]) -> str | None:
-        extra: dict[str, Any] = {}
-        for path, value in leftovers(payload, consumed):
-            rule = policy.extra_rule(path)
-            if rule is None or rule.action == "drop":
-                counts["dropped_fields"] += 1
+    def _column(self, rule: Rule, memo: _RuleMemo, values: list[Any], policy: Policy, counts: Counter[str],
+                failed: set[int]) -> list[Any]:
+        """``rule`` over one column: one memo lookup per cell, ``_value`` once per distinct value."""
+        cells_memo = memo.cells
+        get = cells_memo.get
+        try:
+            # Unhashable cells (an object where text was expected) raise: the careful loop below.
+            cells = [get(v, _MISS) for v in values]
+        except TypeError:
+            cells = [_MISS] * len(values)
+        misses: list[int] = []
+        for i, cell in enumerate(cells):
+            if cell is not _MISS:
                 continue
+            value = values[i]
+            misses.append(i)
+            try:
+                if value is None:
+                    cells[i] = None
+                elif type(value) is str:
+                    cell = cells_memo.get(value, _MISS)
+                    if cell is _MISS:
+                        cell = self._remembered(memo, value, rule, value, policy, counts)
+                    elif memo.deltas:
+                        memo.replay(value, counts)  # seen earlier in this column
+                    cells[i] = cell
+                else:
+                    cells[i] = self._value(rule, value, policy, counts)
+            except _NORMALISE_FAILURES:
+                cells[i] = None
+                failed.add(i)
+        if memo.tokenises:
+            self._hits += len(values) - len(misses) - values.count(None)
+        if memo.deltas:  # the counts of values answered by the first pass
+            done = set(misses)
+            deltas = memo.deltas
+            for i, v in enumerate(values):
+                if type(v) is str and v in deltas and i not in done:
+                    memo.replay(v, counts)
+        return cells
+
+    def _per_row(self, fn: Any, values: list[Any], failed: set[int]) -> list[Any]:
+        """``fn`` over each non-null value of a column; a failing value marks its row as failed."""
+        out: list[Any] = []
+        for i, value in enumerate(values):
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                out.append(fn(value))
+            except _NORMALISE_FAILURES:
+                out.append(None)
+                failed.add(i)
+        return out
+
+    def _columns(self, records: list[Record], policy: Policy, counts: Counter[str],
+                 rejected: list[Rejected]) -> tuple[dict[str, list[Any]], list[str]]:
+        """Records of one source → sanitised columns and each row's ``event_date`` partition."""
+        normalise = NORMALISERS[policy.source]
+        raws: list[dict[str, Any]] = []
+        kept: list[Record] = []
+        extras: list[str | None] = []
+        plan = self._plan(policy)
+        failed: set[int] = set()
+        for rec in records:
+            try:
+                raw, consumed = normalise(rec.payload)
+                extra = self._extra(rec.payload, consumed, plan, counts)
+            except _NORMALISE_FAILURES:
+                rejected.append(Rejected("normalise", rec.kind, rec.position, _raw_bytes(rec.payload)))
+                counts["dead_letters.normalise"] += 1
+                continue
+            raws.append(raw)
+            kept.append(rec)
+            extras.append(extra)
+        cols: dict[str, list[Any]] = {"extra": extras}
+        empty = [None] * len(raws)
+        for name in plan.dropped:
+            n = sum(1 for r in raws if r.get(name) is not None)
+            if n:
+                counts["dropped_fields"] += n
+            cols[name] = empty
+        for name, rule, memo in plan.strings:
+            cols[name] = self._column(rule, memo, [r.get(name) for r in raws], policy, counts, failed)
+        for name, rule, memo in plan.maps:
+            cols[name] = self._per_row(lambda v, r=rule, m=memo: self._map(r, m, v, policy, counts),  # type: ignore[misc]
+                                       [r.get(name) for r in raws], failed)
+        cols["resources"] = self._per_row(lambda v: self._resources(plan, v, counts),
+                                          [r.get("resources") for r in raws], failed)
+        stamps = [r.get("event_time") for r in raws]
+        times = [self._time(ts) for ts in stamps] if plan.keep_time else empty
+        unparsed = sum(1 for ts, t in zip(stamps, times, strict=True) if ts is not None and t is None)
+        if unparsed:
+            counts["unparsed_times"] += unparsed
+        cols["event_time"] = times
+        cols["read_only"] = ([ro if isinstance(ro, bool) else None for ro in (r.get("read_only") for r in raws)]
+                             if plan.keep_read_only else empty)
+        dates = [self._time.day(t) for t in times]
+        if failed:
+            for i in sorted(failed):
+                rec = kept[i]
+                rejected.append(Rejected("normalise", rec.kind, rec.position, _raw_bytes(rec.payload)))
+            counts["dead_letters.normalise"] += len(failed)
+            keep = [i for i in range(len(raws)) if i not in failed]
+            cols = {name: [col[i] for i in keep] for name, col in cols.items()}
+            dates = [dates[i] for i in keep]
+        return cols, dates
+
+    def _path(self, plan: _ColumnPlan, path: str) -> tuple[Rule, str, str] | None:
+        """How a leftover path is treated: (rule, key in ``extra``, sub-label), None if dropped."""
+        try:
+            return plan.paths[path]
+        except KeyError:
+            pass
+        policy = plan.policy
+        rule = policy.extra_rule(path)
+        found: tuple[Rule, str, str] | None = None
+        if rule is not None and rule.action != "drop":
             key = path
             sub = ""
             if path not in policy.extra_exact:
@@ -278,8 +463,35 @@ class Sanitiser:
                         break
             elif rule.domain in _SUBJECT_MAP_DOMAINS:
                 sub = path.rsplit(".", 1)[-1].removesuffix("[]")
+            found = (rule, key, sub)
+        if len(plan.paths) >= _RULE_MEMO_MAX:
+            plan.paths.clear()
+        plan.paths[path] = found
+        return found
+
+    def _extra(self, payload: dict[str, Any], consumed: Any, plan: _ColumnPlan, counts: Counter[str]) -> str | None:
+        extra: dict[str, Any] = {}
+        policy = plan.policy
+        for path, value in leftovers(payload, consumed):
+            how = self._path(plan, path)
+            if how is None:
+                counts["dropped_fields"] += 1
+                continue
+            rule, key, sub = how
             cell: Any
-            if rule.action == "keep" and isinstance(value, int | float) and not isinstance(value, bool):
+            if type(value) is str:
+                memo = plan.extra_memo.get(rule)
+                if memo is None:
+                    memo = plan.extra_memo[rule] = _RuleMemo(rule)
+                mkey = (sub, value)
+                cell = memo.cells.get(mkey, _MISS)
+                if cell is _MISS:
+                    cell = self._remembered(memo, mkey, rule, value, policy, counts, sub)
+                else:
+                    self._hits += memo.tokenises
+                    if memo.deltas:
+                        memo.replay(mkey, counts)
+            elif rule.action == "keep" and isinstance(value, int | float) and not isinstance(value, bool):
                 # Numbers stay numbers in `extra`, unless they look like an account id.
                 cell = value if not looks_identifying(str(value)) else self._keep(str(value), counts)
             elif rule.action == "keep" and isinstance(value, bool):
@@ -295,30 +507,24 @@ class Sanitiser:
         return orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode("utf-8") if extra else None
 
     def sanitise(self, records: Iterable[Record]) -> SanitisedBatch:
+        by_source: dict[str, list[Record]] = {}
+        for rec in records:
+            by_source.setdefault(rec.kind, []).append(rec)
         cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         sources: list[str] = []
         dates: list[str] = []
         rejected: list[Rejected] = []
         counts: Counter[str] = Counter()
-        kinds_in: Counter[str] = Counter()
-        for rec in records:
-            kinds_in[rec.kind] += 1
-            policy = self._policies[rec.kind]
-            mark = len(cols["event_id"])
-            try:
-                date = self._row(rec, policy, cols, counts)
-            except _NORMALISE_FAILURES:
-                for name in COLUMNS:  # undo a half-appended row
-                    del cols[name][mark:]
-                rejected.append(Rejected("normalise", rec.kind, rec.position, _raw_bytes(rec.payload)))
-                counts["dead_letters.normalise"] += 1
-                continue
-            sources.append(rec.kind)
-            dates.append(date)
-        for kind, n in kinds_in.items():
-            counts[f"events_in.{kind}"] += n
-        for kind, n in Counter(sources).items():
-            counts[f"events_out.{kind}"] += n
+        for kind, recs in by_source.items():
+            counts[f"events_in.{kind}"] += len(recs)
+            part, days = self._columns(recs, self._policies[kind], counts, rejected)
+            for name in COLUMNS:
+                cols[name].extend(part[name])
+            sources.extend([kind] * len(days))
+            dates.extend(days)
+            counts[f"events_out.{kind}"] += len(days)
+        self._tok.count_hits(self._hits)
+        self._hits = 0
         arrays = [pa.array(cols[f.name], type=f.type) for f in EVENT_SCHEMA]
         arrays += [pa.array(sources, pa.string()), pa.array(dates, pa.string())]
         schema = EVENT_SCHEMA.append(pa.field("source", pa.string())).append(pa.field("event_date", pa.string()))

@@ -35,7 +35,7 @@ class HsmMacBackend:
 
         self.key_version = settings.key_version
         self._session = HsmSession(settings)
-        self._session.hmac_key(self.key_version)  # fail now, not at the first event
+        self._session.signing_key(self.key_version)  # fail now, not at the first event
 
     def mac(self, data: bytes) -> bytes:
         return self._session.hmac_sha256(self.key_version, data)

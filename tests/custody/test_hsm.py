@@ -42,6 +42,28 @@ def test_keys_init_is_idempotent_and_keys_are_non_extractable(hsm_settings: Pkcs
     assert key_status(hsm_settings).custodian_key
 
 
+def test_hmacs_use_a_session_copy_that_keeps_the_key_sealed(hsm_settings: Pkcs11Settings) -> None:
+    """The signing handle is a session object inside the HSM: sensitive, non-extractable, not
+    stored, gone with its session, and it computes the same MAC as the token key."""
+    with HsmSession(hsm_settings) as s:
+        token_key = s.hmac_key(1)
+        copy = s.signing_key(1)
+        assert copy[Attribute.TOKEN] is False and copy[Attribute.PRIVATE] is True
+        assert copy[Attribute.SENSITIVE] is True and copy[Attribute.EXTRACTABLE] is False
+        assert copy[Attribute.SIGN] is True and copy[Attribute.ENCRYPT] is False
+        with pytest.raises(pkcs11.exceptions.AttributeSensitive):
+            copy[Attribute.VALUE]
+        data = b"auditveil session copy check"
+        mechanism = pkcs11.Mechanism.SHA256_HMAC
+        assert bytes(copy.sign(data, mechanism=mechanism)) == bytes(token_key.sign(data, mechanism=mechanism))
+        assert s.hmac_sha256(1, data) == bytes(token_key.sign(data, mechanism=mechanism))
+        assert s.hmac_key(1) is token_key  # lookups by the token label still find one key
+        label = copy[Attribute.LABEL]
+    with HsmSession(hsm_settings) as later:
+        assert later.find(label, ObjectClass.SECRET_KEY) is None  # destroyed with its session
+        assert [v for v in ensure_keys(hsm_settings).hmac_versions] == [1]
+
+
 def test_hsm_hmac_matches_the_known_answer_vectors(hsm_settings: Pkcs11Settings) -> None:
     """CKM_SHA256_HMAC in the HSM = HMAC-SHA256: import the KAT key under a test label."""
     kat = dataclasses.replace(hsm_settings, hmac_key_label="kat-vectors")
