@@ -26,6 +26,8 @@ _LIBS_LOCK = threading.Lock()
 # one "anchor" session per token that carries the login, reference-counted; working sessions
 # are opened without a PIN and share it.
 _LOGINS: dict[tuple[str, str], list[Any]] = {}
+# Every this many HMACs go to the token key rather than its session copy (see signing_key).
+PROBE_EVERY = 1024
 
 
 def _load_library(path: str) -> Any:
@@ -150,6 +152,7 @@ class HsmSession:
         self._closed = False
         self._hmac_keys: dict[int, Any] = {}
         self._signing_keys: dict[int, Any] = {}
+        self._since_probe = 0
         self._lock = threading.Lock()
 
     def _open(self, lib: Any, pin: Secret | None, rw: bool) -> Any:
@@ -231,6 +234,9 @@ class HsmSession:
         stored, and disappears when this session closes. It exists for speed: SoftHSM2 checks
         its object store and decrypts a token object's value on every operation, which doubles
         the cost of each HMAC (about 27 µs → 13 µs here). Same key, same MAC (tested).
+
+        A copy outlives the token it came from, so the token key itself still answers every
+        ``PROBE_EVERY``-th HMAC and every :meth:`probe`: losing the HSM is still noticed.
         """
         import pkcs11
 
@@ -256,11 +262,30 @@ class HsmSession:
         import pkcs11
 
         key = self.signing_key(version)
+        self._since_probe += 1
+        if self._since_probe >= PROBE_EVERY:
+            key = self.hmac_key(version)  # the token key: fails if the token is gone
+            self._since_probe = 0
         try:
             with self._lock:
                 return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))
         except pkcs11.exceptions.PKCS11Error:
             raise HsmUnavailable("the HSM refused or failed an HMAC operation") from None
+
+    def probe(self, version: int) -> None:
+        """Fail with :class:`HsmUnavailable` unless the token still answers with its HMAC key.
+
+        Called before each batch or flush, so that no batch is tokenised with a session copy
+        after the token has gone."""
+        import pkcs11
+
+        key = self.hmac_key(version)
+        try:
+            with self._lock:
+                key.sign(b"auditveil-probe", mechanism=pkcs11.Mechanism.SHA256_HMAC)
+        except pkcs11.exceptions.PKCS11Error:
+            raise HsmUnavailable("the HSM refused or failed an HMAC operation") from None
+        self._since_probe = 0
 
     def custodian_public_key_der(self) -> bytes:
         """The custodians' RSA public key as DER SubjectPublicKeyInfo (public material)."""

@@ -27,11 +27,12 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.normalise import NORMALISERS, leftovers
 from pipeline.sanitise.generalise import GENERALISERS
 from pipeline.sanitise.policy import DROP, Policy, Rule
-from pipeline.scan.patterns import looks_identifying
+from pipeline.scan.patterns import looks_identifying, maybe_identifying
 from pipeline.schema import COLUMNS, EVENT_SCHEMA, MAP_COLUMNS, NULL_PARTITION
 from pipeline.sources.records import Record, Rejected
 from pipeline.tokenise.tokeniser import Tokeniser
@@ -46,6 +47,7 @@ _STRING_COLUMNS = tuple(
     c for c in COLUMNS if c not in MAP_COLUMNS and c not in ("event_time", "read_only", "resources", "extra")
 )
 _KEEP = Rule("keep")
+_BATCH_SCHEMA = EVENT_SCHEMA.append(pa.field("source", pa.string())).append(pa.field("event_date", pa.string()))
 # Kept values (and what generalisers keep) are checked by the safety net once per distinct
 # value; the memo is cleared when full so that a stream of unique ids cannot switch it off.
 _KEPT_MEMO_MAX = 200_000
@@ -376,6 +378,29 @@ class Sanitiser:
                     memo.replay(v, counts)
         return cells
 
+    def _kept_column(self, rule: Rule, memo: _RuleMemo, values: list[Any], policy: Policy, counts: Counter[str],
+                     failed: set[int]) -> list[Any] | pa.Array:
+        """A column the policy keeps, checked in one pass: the safety-net prefilter and the Vault
+        HMAC prefix run over the whole column in Arrow; only the values they flag go through
+        ``_value``. Kept columns are where values are often unique (event and request ids), so
+        a memo would only miss."""
+        try:
+            column = pa.array(values, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: value by value
+            return self._column(rule, memo, values, policy, counts, failed)
+        flagged = pc.or_(maybe_identifying(column),
+                         pc.fill_null(pc.starts_with(column, _VAULT_HMAC_PREFIX), False))
+        if not pc.any(flagged).as_py():
+            return column
+        cells = list(values)
+        for i in pc.indices_nonzero(flagged).to_pylist():
+            try:
+                cells[i] = self._value(rule, values[i], policy, counts)
+            except _NORMALISE_FAILURES:
+                cells[i] = None
+                failed.add(i)
+        return cells
+
     def _per_row(self, fn: Any, values: list[Any], failed: set[int]) -> list[Any]:
         """``fn`` over each non-null value of a column; a failing value marks its row as failed."""
         out: list[Any] = []
@@ -418,7 +443,8 @@ class Sanitiser:
                 counts["dropped_fields"] += n
             cols[name] = empty
         for name, rule, memo in plan.strings:
-            cols[name] = self._column(rule, memo, [r.get(name) for r in raws], policy, counts, failed)
+            column = self._kept_column if rule.action == "keep" else self._column
+            cols[name] = column(rule, memo, [r.get(name) for r in raws], policy, counts, failed)
         for name, rule, memo in plan.maps:
             cols[name] = self._per_row(lambda v, r=rule, m=memo: self._map(r, m, v, policy, counts),  # type: ignore[misc]
                                        [r.get(name) for r in raws], failed)
@@ -439,7 +465,8 @@ class Sanitiser:
                 rejected.append(Rejected("normalise", rec.kind, rec.position, _raw_bytes(rec.payload)))
             counts["dead_letters.normalise"] += len(failed)
             keep = [i for i in range(len(raws)) if i not in failed]
-            cols = {name: [col[i] for i in keep] for name, col in cols.items()}
+            cols = {name: col.take(pa.array(keep, pa.int64())) if isinstance(col, pa.Array) else [col[i] for i in keep]
+                    for name, col in cols.items()}
             dates = [dates[i] for i in keep]
         return cols, dates
 
@@ -510,22 +537,20 @@ class Sanitiser:
         by_source: dict[str, list[Record]] = {}
         for rec in records:
             by_source.setdefault(rec.kind, []).append(rec)
-        cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-        sources: list[str] = []
-        dates: list[str] = []
+        if by_source:
+            self._tok.probe()  # the HSM answers before a batch is tokenised (fail closed)
+        tables: list[pa.Table] = []
         rejected: list[Rejected] = []
         counts: Counter[str] = Counter()
         for kind, recs in by_source.items():
             counts[f"events_in.{kind}"] += len(recs)
-            part, days = self._columns(recs, self._policies[kind], counts, rejected)
-            for name in COLUMNS:
-                cols[name].extend(part[name])
-            sources.extend([kind] * len(days))
-            dates.extend(days)
+            cols, days = self._columns(recs, self._policies[kind], counts, rejected)
             counts[f"events_out.{kind}"] += len(days)
+            arrays = [col if isinstance(col := cols[f.name], pa.Array) else pa.array(col, type=f.type)
+                      for f in EVENT_SCHEMA]
+            arrays += [pa.array([kind] * len(days), pa.string()), pa.array(days, pa.string())]
+            tables.append(pa.Table.from_arrays(arrays, schema=_BATCH_SCHEMA))
         self._tok.count_hits(self._hits)
         self._hits = 0
-        arrays = [pa.array(cols[f.name], type=f.type) for f in EVENT_SCHEMA]
-        arrays += [pa.array(sources, pa.string()), pa.array(dates, pa.string())]
-        schema = EVENT_SCHEMA.append(pa.field("source", pa.string())).append(pa.field("event_date", pa.string()))
-        return SanitisedBatch(pa.Table.from_arrays(arrays, schema=schema), rejected, counts)
+        table = pa.concat_tables(tables) if tables else _BATCH_SCHEMA.empty_table()
+        return SanitisedBatch(table, rejected, counts)

@@ -38,8 +38,16 @@ class Limits:
     max_depth: int = 64  # nesting of one record; deeper records are rejected (``too_deep``)
 
 
-_CT_KEYS = frozenset(("eventVersion", "eventSource", "eventName", "eventID", "userIdentity", "eventTime"))
-_DIGEST_KEYS = frozenset(("digestStartTime", "digestEndTime", "digestPublicKeyFingerprint", "logFiles"))
+_CT_KEYS = ("eventVersion", "eventSource", "eventName", "eventID", "userIdentity", "eventTime")
+_DIGEST_KEYS = ("digestStartTime", "digestEndTime", "digestPublicKeyFingerprint", "logFiles")
+
+
+def _has_any(obj: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    # A few lookups; ``frozenset.isdisjoint(dict)`` would hash every key of the event instead.
+    for k in keys:
+        if k in obj:
+            return True
+    return False
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
@@ -98,7 +106,7 @@ def detect_kind(obj: dict[str, Any]) -> str | None:
     t = obj.get("type")
     if t in ("request", "response") and ("request" in obj or "auth" in obj):
         return "vault"
-    if not _CT_KEYS.isdisjoint(obj):
+    if _has_any(obj, _CT_KEYS):
         return "cloudtrail"
     return None
 
@@ -106,7 +114,7 @@ def detect_kind(obj: dict[str, Any]) -> str | None:
 def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
     """The CloudTrail event inside an EventBridge envelope, else the object itself."""
     detail = obj.get("detail")
-    if "detail-type" in obj and isinstance(detail, dict) and not _CT_KEYS.isdisjoint(detail):
+    if "detail-type" in obj and isinstance(detail, dict) and _has_any(detail, _CT_KEYS):
         return detail
     return obj
 
@@ -118,7 +126,7 @@ def _one(obj: Any, fmt: str, position: str, raw: bytes | None, doc: bytes, limit
     if not _nesting_within(obj, limits.max_depth, raw):
         return Rejected("too_deep", "unknown", position, raw if raw is not None else _dump(obj, doc))
     obj = _unwrap(obj)
-    if not _DIGEST_KEYS.isdisjoint(obj) and "eventName" not in obj:
+    if _has_any(obj, _DIGEST_KEYS) and "eventName" not in obj:
         return Skipped("digest", position)
     if obj.get("Type") == "Notification" and "Message" in obj:
         return Skipped("notification", position)

@@ -24,6 +24,8 @@ class MacBackend(Protocol):
 
     def mac(self, data: bytes) -> bytes: ...
 
+    def probe(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -39,6 +41,9 @@ class HsmMacBackend:
 
     def mac(self, data: bytes) -> bytes:
         return self._session.hmac_sha256(self.key_version, data)
+
+    def probe(self) -> None:
+        self._session.probe(self.key_version)
 
     def close(self) -> None:
         self._session.close()
@@ -60,6 +65,9 @@ class LocalMacBackend:
 
     def mac(self, data: bytes) -> bytes:
         return hmac.digest(self._key, data, hashlib.sha256)
+
+    def probe(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -57,6 +57,10 @@ class Tokeniser:
         self.pending.append(NewEntry(tok, domain, self._version, value))
         return tok
 
+    def probe(self) -> None:
+        """Raise HsmUnavailable unless the HSM still answers (call before each batch)."""
+        self._backend.probe()
+
     def count_hits(self, n: int) -> None:
         """Tokenisations a caller answered from its own memo of this tokeniser's results."""
         self.cache_hits += n

@@ -7,6 +7,9 @@ import hashlib
 import hmac
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pkcs11
 import pytest
@@ -152,3 +155,30 @@ def test_the_pipeline_cannot_open_a_lookup_entry(hsm_settings: Pkcs11Settings) -
         dek = custodian.unwrap_dek(wrapped, hsm_settings.oaep_hash)
     assert open_sealed(dek, nonce, ct, "ctx.k1.token") == b"eu-user-8847261"
     assert os.environ.get("AUDITVEIL_PKCS11_CUSTODIAN_PIN") is None
+
+
+def test_a_lost_token_is_noticed_although_hmacs_use_a_session_copy(tmp_path: Path) -> None:
+    # In a child process with a token of its own (this process's PKCS#11 library already knows
+    # its token directory); the test destroys the token under a live session.
+    script = (
+        "import shutil, sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.custody.hsm import HsmSession, PROBE_EVERY\n"
+        "from pipeline.custody.keys import ensure_keys\n"
+        "from pipeline.custody.softhsm import ensure_token\n"
+        "from pipeline.errors import HsmUnavailable\n"
+        "home = Path(sys.argv[1])\n"
+        "settings = ensure_token(home, label='lost-token').settings()\n"
+        "ensure_keys(settings)\n"
+        "s = HsmSession(settings)\n"
+        "s.hmac_sha256(1, b'before')\n"
+        "shutil.rmtree(home / 'tokens')\n"
+        "try:\n    s.probe(1)\nexcept HsmUnavailable:\n    print('probe: unavailable')\n"
+        "try:\n"
+        "    for i in range(PROBE_EVERY + 1):\n        s.hmac_sha256(1, b'after %d' % i)\n"
+        "except HsmUnavailable:\n    print('hmac: unavailable')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "hsm")], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.split("\n")[:2] == ["probe: unavailable", "hmac: unavailable"]
