@@ -19,9 +19,10 @@ tokeniser's ``pending`` list for the lookup vault.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,8 @@ _BATCH_SCHEMA = EVENT_SCHEMA.append(pa.field("source", pa.string())).append(pa.f
 # value; the memo is cleared when full so that a stream of unique ids cannot switch it off.
 _KEPT_MEMO_MAX = 200_000
 _KEPT_MEMO_LEN = 256
-# Distinct values remembered per (policy, column) or leftover path, cleared when full.
+# Distinct values remembered per (policy, column) or leftover path, cleared when full; never
+# more than the tokeniser's own cache (``tokenise.cache_size``), so that setting bounds both.
 _RULE_MEMO_MAX = 100_000
 _MISS: Any = object()
 
@@ -130,21 +132,37 @@ class _TimeParser:
         return parsed
 
 
+_RAW_COLUMNS = tuple(c for c in COLUMNS if c != "extra")
+_RAW_ROW = operator.itemgetter(*_RAW_COLUMNS)
+
+
+def _transpose(raws: list[dict[str, Any]]) -> dict[str, Sequence[Any]]:
+    """Normalised rows → one sequence per column, transposed in C (``zip``) when every row has
+    every column, as the normalisers guarantee; key by key otherwise."""
+    if not raws:
+        return {name: () for name in _RAW_COLUMNS}
+    try:
+        return dict(zip(_RAW_COLUMNS, zip(*map(_RAW_ROW, raws), strict=True), strict=True))
+    except KeyError:
+        return {name: [r.get(name) for r in raws] for name in _RAW_COLUMNS}
+
+
 class _RuleMemo:
     """Distinct input → output cell for one rule, with the counts the rule added for that input.
 
     Only values whose counts were non-zero are in ``deltas``, so the common hit is one lookup.
     """
 
-    __slots__ = ("cells", "deltas", "tokenises")
+    __slots__ = ("cap", "cells", "deltas", "tokenises")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, cap: int) -> None:
+        self.cap = cap
         self.cells: dict[Any, Any] = {None: None}
         self.deltas: dict[Any, tuple[tuple[str, int], ...]] = {}
         self.tokenises = 1 if rule.action == "tokenise" else 0
 
     def remember(self, key: Any, cell: Any, delta: Counter[str]) -> None:
-        if len(self.cells) >= _RULE_MEMO_MAX:
+        if len(self.cells) > self.cap:
             self.cells.clear()
             self.deltas.clear()
             self.cells[None] = None
@@ -163,21 +181,23 @@ class _RuleMemo:
 class _ColumnPlan:
     """One policy's column rules, resolved once: which rule applies to each schema column."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, cap: int) -> None:
         rules = policy.columns
+        self.cap = cap
         self.policy = policy
         strings = [(name, rules.get(name, DROP)) for name in _STRING_COLUMNS]
         self.dropped = tuple(name for name, rule in strings if rule.action == "drop")
-        self.strings = tuple((name, rule, _RuleMemo(rule)) for name, rule in strings if rule.action != "drop")
-        self.maps = tuple((name, rules.get(name, DROP), _RuleMemo(rules.get(name, DROP)))
-                          for name in sorted(MAP_COLUMNS))
+        self.strings = tuple((name, rule, _RuleMemo(rule, cap)) for name, rule in strings if rule.action != "drop")
+        self.maps = tuple((name, rules.get(name, DROP), _RuleMemo(rules.get(name, DROP), cap),
+                           _RuleMemo(rules.get(name, DROP), cap)) for name in sorted(MAP_COLUMNS))
         self.keep_time = "event_time" in rules and rules["event_time"].action == "keep"
         self.keep_read_only = "read_only" in rules
         self.resources = rules.get("resources", DROP)
-        self.resources_memo = _RuleMemo(self.resources)
+        self.resources_memo = _RuleMemo(self.resources, cap)
         # leftover path → (rule, key in ``extra``, sub-label) or None when dropped
         self.paths: dict[str, tuple[Rule, str, str] | None] = {}
         self.extra_memo: dict[Rule, _RuleMemo] = {}
+        self.extra_rows = _RuleMemo(DROP, cap)  # leftovers (as JSON) → (``extra`` cell, tokenisations)
 
 
 class Sanitiser:
@@ -190,6 +210,7 @@ class Sanitiser:
         self._names: dict[str, str] = {}
         self._kept_ok: dict[str, bool] = {}
         self._plans: dict[str, _ColumnPlan] = {}
+        self._memo_cap = min(_RULE_MEMO_MAX, tokeniser.cache_size)
         self._hits = 0  # tokenise-rule memo hits: tokenisations answered without the tokeniser
 
     # -- value rules ----------------------------------------------------------------------------
@@ -270,17 +291,40 @@ class Sanitiser:
             cell = self._value(rule, v, policy, counts, sub=name)
         return None if cell is None else (name, cell)
 
-    def _map(self, rule: Rule, memo: _RuleMemo, value: Any, policy: Policy,
+    def _map(self, rule: Rule, memo: _RuleMemo, whole: _RuleMemo, value: Any, policy: Policy,
              counts: Counter[str]) -> list[tuple[str, str]] | None:
+        """A map column's cell: remembered whole (an encryption context repeats as a unit), else
+        entry by entry through ``memo``."""
         if not isinstance(value, dict):
             counts["dropped_fields"] += 1
             return None
+        try:
+            key: Any = tuple(value.items())
+            hit = whole.cells.get(key, _MISS)
+        except TypeError:  # a nested value: not remembered whole
+            key, hit = None, _MISS
+        if hit is not _MISS:
+            self._hits += whole.tokenises * len(hit)
+            if whole.deltas:
+                whole.replay(key, counts)
+            return hit  # type: ignore[no-any-return]
+        delta: Counter[str] = Counter()
+        out, all_text = self._map_entries(rule, memo, value, policy, delta)
+        if delta:
+            counts.update(delta)
+        if key is not None and all_text:  # text values only: True == 1 must not share a cell
+            whole.remember(key, out, delta)
+        return out
+
+    def _map_entries(self, rule: Rule, memo: _RuleMemo, value: dict[Any, Any], policy: Policy,
+                     counts: Counter[str]) -> tuple[list[tuple[str, str]], bool]:
         out: list[tuple[str, str]] = []
         cells = memo.cells
+        all_text = True
         for k, v in value.items():
             if v is None:
                 continue
-            if type(v) is str:
+            if type(v) is str and type(k) is str:
                 key = (k, v)
                 pair = cells.get(key, _MISS)
                 if pair is _MISS:
@@ -294,10 +338,11 @@ class Sanitiser:
                     if memo.deltas:
                         memo.replay(key, counts)
             else:
+                all_text = False
                 pair = self._map_item(rule, k, v, policy, counts)
             if pair is not None:
                 out.append(pair)
-        return out
+        return out, all_text
 
     def _resource(self, rule: Rule, r: dict[str, Any], policy: Policy, counts: Counter[str]) -> dict[str, Any] | None:
         kind = self._value(_KEEP, r.get("type"), policy, counts)
@@ -334,10 +379,10 @@ class Sanitiser:
         """The policy's rules per column, looked up once per policy instead of once per value."""
         plan = self._plans.get(policy.source)
         if plan is None or plan.policy is not policy:
-            plan = self._plans[policy.source] = _ColumnPlan(policy)
+            plan = self._plans[policy.source] = _ColumnPlan(policy, self._memo_cap)
         return plan
 
-    def _column(self, rule: Rule, memo: _RuleMemo, values: list[Any], policy: Policy, counts: Counter[str],
+    def _column(self, rule: Rule, memo: _RuleMemo, values: Sequence[Any], policy: Policy, counts: Counter[str],
                 failed: set[int]) -> list[Any]:
         """``rule`` over one column: one memo lookup per cell, ``_value`` once per distinct value."""
         cells_memo = memo.cells
@@ -378,7 +423,7 @@ class Sanitiser:
                     memo.replay(v, counts)
         return cells
 
-    def _kept_column(self, rule: Rule, memo: _RuleMemo, values: list[Any], policy: Policy, counts: Counter[str],
+    def _kept_column(self, rule: Rule, memo: _RuleMemo, values: Sequence[Any], policy: Policy, counts: Counter[str],
                      failed: set[int]) -> list[Any] | pa.Array:
         """A column the policy keeps, checked in one pass: the safety-net prefilter and the Vault
         HMAC prefix run over the whole column in Arrow; only the values they flag go through
@@ -401,7 +446,7 @@ class Sanitiser:
                 failed.add(i)
         return cells
 
-    def _per_row(self, fn: Any, values: list[Any], failed: set[int]) -> list[Any]:
+    def _per_row(self, fn: Any, values: Sequence[Any], failed: set[int]) -> list[Any]:
         """``fn`` over each non-null value of a column; a failing value marks its row as failed."""
         out: list[Any] = []
         for i, value in enumerate(values):
@@ -435,28 +480,29 @@ class Sanitiser:
             raws.append(raw)
             kept.append(rec)
             extras.append(extra)
-        cols: dict[str, list[Any]] = {"extra": extras}
+        raw = _transpose(raws)
+        cols: dict[str, Any] = {"extra": extras}
         empty = [None] * len(raws)
         for name in plan.dropped:
-            n = sum(1 for r in raws if r.get(name) is not None)
+            n = len(raws) - raw[name].count(None)
             if n:
                 counts["dropped_fields"] += n
             cols[name] = empty
         for name, rule, memo in plan.strings:
             column = self._kept_column if rule.action == "keep" else self._column
-            cols[name] = column(rule, memo, [r.get(name) for r in raws], policy, counts, failed)
-        for name, rule, memo in plan.maps:
-            cols[name] = self._per_row(lambda v, r=rule, m=memo: self._map(r, m, v, policy, counts),  # type: ignore[misc]
-                                       [r.get(name) for r in raws], failed)
-        cols["resources"] = self._per_row(lambda v: self._resources(plan, v, counts),
-                                          [r.get("resources") for r in raws], failed)
-        stamps = [r.get("event_time") for r in raws]
+            cols[name] = column(rule, memo, raw[name], policy, counts, failed)
+        for name, rule, memo, whole in plan.maps:
+            cols[name] = self._per_row(
+                lambda v, r=rule, m=memo, w=whole: self._map(r, m, w, v, policy, counts),  # type: ignore[misc]
+                raw[name], failed)
+        cols["resources"] = self._per_row(lambda v: self._resources(plan, v, counts), raw["resources"], failed)
+        stamps = raw["event_time"]
         times = [self._time(ts) for ts in stamps] if plan.keep_time else empty
         unparsed = sum(1 for ts, t in zip(stamps, times, strict=True) if ts is not None and t is None)
         if unparsed:
             counts["unparsed_times"] += unparsed
         cols["event_time"] = times
-        cols["read_only"] = ([ro if isinstance(ro, bool) else None for ro in (r.get("read_only") for r in raws)]
+        cols["read_only"] = ([ro if isinstance(ro, bool) else None for ro in raw["read_only"]]
                              if plan.keep_read_only else empty)
         dates = [self._time.day(t) for t in times]
         if failed:
@@ -497,19 +543,49 @@ class Sanitiser:
         return found
 
     def _extra(self, payload: dict[str, Any], consumed: Any, plan: _ColumnPlan, counts: Counter[str]) -> str | None:
+        """The ``extra`` cell: the leftover fields through the ``[extra]`` allow-list. Events of
+        one kind mostly share their leftovers (``eventVersion``, ``eventCategory``, …), so the
+        cell is remembered per exact set of leftovers, keyed by their JSON (which tells ``true``
+        from ``1``)."""
+        items = leftovers(payload, consumed)
+        if not items:
+            return None
+        try:
+            key = orjson.dumps(items)
+        except (orjson.JSONEncodeError, TypeError):
+            return self._extra_of(items, plan, counts)[0]
+        memo = plan.extra_rows
+        hit = memo.cells.get(key, _MISS)
+        if hit is not _MISS:
+            if memo.deltas:
+                memo.replay(key, counts)
+            self._hits += hit[1]
+            return hit[0]  # type: ignore[no-any-return]
+        delta: Counter[str] = Counter()
+        found = self._extra_of(items, plan, delta)
+        if delta:
+            counts.update(delta)
+        memo.remember(key, found, delta)
+        return found[0]
+
+    def _extra_of(self, items: list[tuple[str, Any]], plan: _ColumnPlan,
+                  counts: Counter[str]) -> tuple[str | None, int]:
+        """(``extra`` JSON, how many tokenisations it took) for one event's leftovers."""
         extra: dict[str, Any] = {}
         policy = plan.policy
-        for path, value in leftovers(payload, consumed):
+        tokenised = 0
+        for path, value in items:
             how = self._path(plan, path)
             if how is None:
                 counts["dropped_fields"] += 1
                 continue
             rule, key, sub = how
+            tokenised += rule.action == "tokenise"
             cell: Any
             if type(value) is str:
                 memo = plan.extra_memo.get(rule)
                 if memo is None:
-                    memo = plan.extra_memo[rule] = _RuleMemo(rule)
+                    memo = plan.extra_memo[rule] = _RuleMemo(rule, plan.cap)
                 mkey = (sub, value)
                 cell = memo.cells.get(mkey, _MISS)
                 if cell is _MISS:
@@ -531,7 +607,7 @@ class Sanitiser:
                 extra.setdefault(key, []).append(cell)
             else:
                 extra[key] = cell
-        return orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode("utf-8") if extra else None
+        return (orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode("utf-8") if extra else None), tokenised
 
     def sanitise(self, records: Iterable[Record]) -> SanitisedBatch:
         by_source: dict[str, list[Record]] = {}

@@ -35,6 +35,10 @@ class Tokeniser:
         self.cache_hits = 0
 
     @property
+    def cache_size(self) -> int:
+        return self._cap
+
+    @property
     def key_version(self) -> int:
         return self._version
 

@@ -7,13 +7,16 @@ Key for the token column: bytes 0x00..0x1f (HMAC-SHA256, first 128 bits, base32)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.tokenise.canonical import canonical_v1
-from pipeline.tokenise.token_format import format_token, parse_token
+from pipeline.tokenise.token_format import b32_body, format_token, parse_token
 
 KEY = bytes(range(32))
 
@@ -72,3 +75,10 @@ def test_token_shape_and_parse() -> None:
     # 26 base32 characters carry 130 bits: all 128 MAC bits are in the token.
     assert len(parsed.body) * 5 >= 128
     assert parse_token("prn.k1.short") is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(min_size=16, max_size=32))
+def test_token_body_is_rfc4648_base32_of_the_first_128_bits(mac: bytes) -> None:
+    expected = base64.b32encode(mac[:16]).decode("ascii").rstrip("=").lower()
+    assert b32_body(mac) == expected
