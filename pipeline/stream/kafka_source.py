@@ -75,9 +75,10 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
     reads, claims each offset, and checkpoints by deferring the remainder.
     """
 
-    def __init__(self, kafka: KafkaSettings, bootstrap: str) -> None:
+    def __init__(self, kafka: KafkaSettings, bootstrap: str, values: bool = True) -> None:
         self._kafka = kafka
         self._bootstrap = bootstrap
+        self._values = values
         self._consumer: Any = None
         self._lookup: Any = None
         self._assigned: Any = None
@@ -219,7 +220,7 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                     first_ts = ts
                 value = rec.value if rec.value is not None else b""
                 taken.append(KafkaMessage(element.topic, element.partition, int(rec.offset), position,
-                                          int(rec.timestamp), bytes(value)))
+                                          int(rec.timestamp), bytes(value) if self._values else b""))
                 position = int(rec.offset) + 1
                 self._next_offset = position
                 self._bytes.inc(len(value))
@@ -387,10 +388,15 @@ class ReadFromKafka(beam.PTransform):  # type: ignore[misc]
     ``until_end=True`` is the bounded mode: every partition is read up to the end offset seen
     when the pipeline started, then the read finishes. Otherwise the read never finishes and
     picks up partitions added later.
+
+    ``values=False`` hands on positions only (offsets, chains and times; every ``value`` is
+    empty): for a consumer that reads the bytes from Kafka itself, as the exactly-once writer
+    does. The raw messages then never enter the runner, and are not encoded, sent to it and
+    back for nothing.
     """
 
     def __init__(self, kafka: KafkaSettings, bootstrap: str, topics: Sequence[str], until_end: bool = False,
-                 discovery_seconds: float = DISCOVERY_SECONDS) -> None:
+                 discovery_seconds: float = DISCOVERY_SECONDS, values: bool = True) -> None:
         super().__init__()
         if not topics:
             raise InputError("name at least one Kafka topic to read (--topic NAME)")
@@ -399,6 +405,7 @@ class ReadFromKafka(beam.PTransform):  # type: ignore[misc]
         self._topics = tuple(topics)
         self._until_end = until_end
         self._discovery_seconds = discovery_seconds
+        self._values = values
 
     def expand(self, pbegin: Any) -> Any:
         if self._until_end:
@@ -411,5 +418,5 @@ class ReadFromKafka(beam.PTransform):  # type: ignore[misc]
             | "Discover" >> beam.ParDo(_DiscoverPartitions(self._kafka, self._bootstrap, self._topics,
                                                           self._until_end))
             | "NewOnly" >> beam.ParDo(_NewPartitionsOnly())
-            | "Read" >> beam.ParDo(_ReadPartition(self._kafka, self._bootstrap))
+            | "Read" >> beam.ParDo(_ReadPartition(self._kafka, self._bootstrap, self._values))
         )

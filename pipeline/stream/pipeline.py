@@ -38,7 +38,8 @@ def build_pipeline(config: StreamConfig, topics: Sequence[str], until_end: bool,
     _ = (
         p
         | "ReadKafka" >> ReadFromKafka(config.settings.kafka, config.bootstrap, topics, until_end=until_end,
-                                      discovery_seconds=float(max(1, config.settings.kafka.discovery_seconds)))
+                                      discovery_seconds=float(max(1, config.settings.kafka.discovery_seconds)),
+                                      values=False)  # the writer reads the bytes from Kafka
         | "WriteExactlyOnce" >> WriteExactlyOnce(config)
     )
     return p

@@ -73,3 +73,13 @@ def test_latest_start_skips_history_and_records_the_position(kafka_broker: Kafka
         assert_that(batches | beam.FlatMap(_flatten), equal_to([]))
     # the starting point was committed for the group, so the writer and a restart agree on it
     assert kafka_broker.committed("src-latest", topic) == {0: 50}
+
+
+def test_positions_only_carry_no_message_bytes(kafka_broker: KafkaBroker) -> None:
+    topic = kafka_broker.create_topic(partitions=2)
+    kafka_broker.produce(topic, [(i % 2, b"secret-%d" % i) for i in range(100)])
+    expected = [(i % 2, i // 2, i // 2, b"") for i in range(100)]
+    with beam.Pipeline(options=_options()) as p:
+        batches = p | ReadFromKafka(KafkaSettings(group_id="src-positions"), kafka_broker.bootstrap, [topic],
+                                    until_end=True, values=False)
+        assert_that(batches | beam.FlatMap(_flatten), equal_to(expected))
