@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compare-code", default="", metavar="DIR",
                     help="also run the pipeline package of this source tree (e.g. an older revision: "
                          "git archive REV pipeline schemas | tar -x -C DIR) in the CloudTrail step, 1 worker")
-    ap.add_argument("--stream-events", type=int, default=50_000, help="events of the streaming runs")
+    ap.add_argument("--stream-events", type=int, default=150_000, help="events of the streaming runs")
     ap.add_argument("--stream-window", type=int, default=10, help="streaming window, seconds")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--skip-startup", action="store_true")

@@ -57,6 +57,11 @@ _KEPT_MEMO_LEN = 256
 # more than the tokeniser's own cache (``tokenise.cache_size``), so that setting bounds both.
 _RULE_MEMO_MAX = 100_000
 _MISS: Any = object()
+# Longer values are not remembered (they are rarely repeated and would hold memory).
+_MEMO_VALUE_MAX = 256
+# Leftovers longer than this (as JSON) are not remembered: a Vault entry's leftovers are a few
+# KiB and unique per entry, so remembering them cost ~400 MiB per 100k entries for no hits.
+_EXTRA_KEY_MAX = 512
 
 
 @dataclass
@@ -280,7 +285,8 @@ class Sanitiser:
         cell = self._value(rule, value, policy, delta, sub)
         if delta:
             counts.update(delta)
-        memo.remember(key, cell, delta)
+        if len(value) <= _MEMO_VALUE_MAX:
+            memo.remember(key, cell, delta)
         return cell
 
     def _map_item(self, rule: Rule, k: Any, v: Any, policy: Policy, counts: Counter[str]) -> tuple[str, str] | None:
@@ -332,7 +338,10 @@ class Sanitiser:
                     pair = self._map_item(rule, k, v, policy, delta)
                     if delta:
                         counts.update(delta)
-                    memo.remember(key, pair, delta)
+                    if len(v) <= _MEMO_VALUE_MAX:
+                        memo.remember(key, pair, delta)
+                    else:
+                        all_text = False  # not remembered whole either
                 else:
                     self._hits += memo.tokenises
                     if memo.deltas:
@@ -364,7 +373,8 @@ class Sanitiser:
                     cell = self._resource(plan.resources, r, plan.policy, delta)
                     if delta:
                         counts.update(delta)
-                    memo.remember(key, cell, delta)
+                    if len(ref) <= _MEMO_VALUE_MAX:
+                        memo.remember(key, cell, delta)
                 elif memo.deltas:
                     memo.replay(key, counts)
             else:
@@ -553,6 +563,8 @@ class Sanitiser:
         try:
             key = orjson.dumps(items)
         except (orjson.JSONEncodeError, TypeError):
+            return self._extra_of(items, plan, counts)[0]
+        if len(key) > _EXTRA_KEY_MAX:  # large leftovers are rarely repeated: not worth the memory
             return self._extra_of(items, plan, counts)[0]
         memo = plan.extra_rows
         hit = memo.cells.get(key, _MISS)
