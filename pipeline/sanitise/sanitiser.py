@@ -22,8 +22,9 @@ import datetime as dt
 import operator
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -127,11 +128,11 @@ class _TimeParser:
             text = f"{head}.{tail[:min(digits, 6)].ljust(6, '0')}{tail[digits:]}"
         try:
             parsed = dt.datetime.fromisoformat(text)
-        except ValueError:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            parsed = parsed.astimezone(dt.UTC)  # "0001-01-01T00:00+05:00" overflows here
+        except (ValueError, OverflowError):
             return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        parsed = parsed.astimezone(dt.UTC)
         if not 1970 <= parsed.year <= 9999:
             return None
         return parsed
@@ -278,16 +279,24 @@ class Sanitiser:
         counts["dropped_fields"] += 1
         return None
 
-    def _remembered(self, memo: _RuleMemo, key: Any, rule: Rule, value: Any, policy: Policy,
-                    counts: Counter[str], sub: str = "") -> str | None:
-        """``_value`` for a value not yet in ``memo``; remembers the cell and the counts it added."""
+    @staticmethod
+    def _remembered(memo: _RuleMemo, key: Any, size: int, counts: Counter[str],
+                    compute: Callable[[Counter[str]], Any]) -> Any:
+        """``compute`` for an input not yet in ``memo``: adds the counts it produced and
+        remembers the cell with them, unless the input is longer than ``_MEMO_VALUE_MAX``."""
         delta: Counter[str] = Counter()
-        cell = self._value(rule, value, policy, delta, sub)
+        cell = compute(delta)
         if delta:
             counts.update(delta)
-        if len(value) <= _MEMO_VALUE_MAX:
+        if size <= _MEMO_VALUE_MAX:
             memo.remember(key, cell, delta)
         return cell
+
+    def _remembered_value(self, memo: _RuleMemo, key: Any, rule: Rule, value: str, policy: Policy,
+                          counts: Counter[str], sub: str = "") -> str | None:
+        """``_value`` for a text value not yet in ``memo``, remembered."""
+        return self._remembered(memo, key, len(value), counts,  # type: ignore[no-any-return]
+                                partial(self._value, rule, value, policy, sub=sub))
 
     def _map_item(self, rule: Rule, k: Any, v: Any, policy: Policy, counts: Counter[str]) -> tuple[str, str] | None:
         name = self._safe_name(str(k))
@@ -334,14 +343,9 @@ class Sanitiser:
                 key = (k, v)
                 pair = cells.get(key, _MISS)
                 if pair is _MISS:
-                    delta: Counter[str] = Counter()
-                    pair = self._map_item(rule, k, v, policy, delta)
-                    if delta:
-                        counts.update(delta)
-                    if len(v) <= _MEMO_VALUE_MAX:
-                        memo.remember(key, pair, delta)
-                    else:
-                        all_text = False  # not remembered whole either
+                    pair = self._remembered(memo, key, len(v), counts,
+                                            partial(self._map_item, rule, k, v, policy))
+                    all_text = all_text and len(v) <= _MEMO_VALUE_MAX  # too long: not remembered whole
                 else:
                     self._hits += memo.tokenises
                     if memo.deltas:
@@ -369,12 +373,8 @@ class Sanitiser:
                 key = (kind, ref)
                 cell = memo.cells.get(key, _MISS)
                 if cell is _MISS:
-                    delta: Counter[str] = Counter()
-                    cell = self._resource(plan.resources, r, plan.policy, delta)
-                    if delta:
-                        counts.update(delta)
-                    if len(ref) <= _MEMO_VALUE_MAX:
-                        memo.remember(key, cell, delta)
+                    cell = self._remembered(memo, key, len(ref), counts,
+                                            partial(self._resource, plan.resources, r, plan.policy))
                 elif memo.deltas:
                     memo.replay(key, counts)
             else:
@@ -414,7 +414,7 @@ class Sanitiser:
                 elif type(value) is str:
                     cell = cells_memo.get(value, _MISS)
                     if cell is _MISS:
-                        cell = self._remembered(memo, value, rule, value, policy, counts)
+                        cell = self._remembered_value(memo, value, rule, value, policy, counts)
                     elif memo.deltas:
                         memo.replay(value, counts)  # seen earlier in this column
                     cells[i] = cell
@@ -441,7 +441,7 @@ class Sanitiser:
         a memo would only miss."""
         try:
             column = pa.array(values, pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: value by value
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):  # not all text: value by value
             return self._column(rule, memo, values, policy, counts, failed)
         flagged = pc.or_(maybe_identifying(column),
                          pc.fill_null(pc.starts_with(column, _VAULT_HMAC_PREFIX), False))
@@ -601,7 +601,7 @@ class Sanitiser:
                 mkey = (sub, value)
                 cell = memo.cells.get(mkey, _MISS)
                 if cell is _MISS:
-                    cell = self._remembered(memo, mkey, rule, value, policy, counts, sub)
+                    cell = self._remembered_value(memo, mkey, rule, value, policy, counts, sub)
                 else:
                     self._hits += memo.tokenises
                     if memo.deltas:

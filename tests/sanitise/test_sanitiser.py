@@ -205,3 +205,27 @@ def test_safety_net_sees_account_ids_in_hex_and_dash_strings(sanitiser: Sanitise
     row = one(sanitiser, "cloudtrail", dict(KMS_DECRYPT, eventName=value, resources=[{"type": value}]))
     assert parse_token(row["operation"]).domain == "xtr"  # type: ignore[union-attr]
     assert parse_token(row["resources"][0]["type"]).domain == "xtr"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_times_beyond_the_calendar_are_unparsed_not_fatal(sanitiser: Sanitiser, stamp: str) -> None:
+    """Found by the Vault property test: converting these to UTC overflows Python's calendar."""
+    batch = sanitiser.sanitise([Record("cloudtrail", dict(KMS_DECRYPT, eventTime=stamp), "p"),
+                                Record("cloudtrail", KMS_DECRYPT, "q")])
+    assert batch.table.num_rows == 2 and not batch.rejected
+    assert batch.counts["unparsed_times"] == 1
+    assert batch.table.column("event_date").to_pylist()[0] == NULL_PARTITION
+
+
+def test_a_record_whose_value_breaks_a_rule_is_rejected_alone(sanitiser: Sanitiser) -> None:
+    """Rules run column by column; a value that breaks one marks only its own row."""
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    # The principal ARN is tokenised; a list nested beyond orjson's limit cannot become its text.
+    bad = dict(KMS_DECRYPT, userIdentity=dict(KMS_DECRYPT["userIdentity"], arn=deep))
+    batch = sanitiser.sanitise([Record("cloudtrail", KMS_DECRYPT, "a"), Record("cloudtrail", bad, "b"),
+                                Record("cloudtrail", KMS_DECRYPT, "c")])
+    assert [(r.error_class, r.position) for r in batch.rejected] == [("normalise", "b")]
+    assert batch.table.num_rows == batch.counts["events_out.cloudtrail"] == 2
+    assert batch.counts["dead_letters.normalise"] == 1
