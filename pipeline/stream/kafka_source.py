@@ -193,6 +193,8 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                         tracker.try_claim(restriction.stop)  # done: end offset seen at start reached
                         return
                 high = self._consumer.highwater(tp)
+                if high is None:
+                    high = self._end_offset(tp)
                 if high is not None and position >= high:
                     _advance_idle(watermark)  # truly caught up, not merely waiting for a fetch
                 tracker.defer_remainder(IDLE_RESUME)
@@ -237,6 +239,18 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                 self._report_lag(tp, position, lag_gauge)
                 tracker.defer_remainder()
                 return
+
+    def _end_offset(self, tp: Any) -> int | None:
+        """The partition's end offset, asked of the broker. The consumer learns a highwater only
+        from fetch responses, and forgets it on every (re)assignment (after a poll error, a
+        broker restart): without this an idle, caught-up partition could hold the watermark, and
+        with it every window's flush, until some later fetch happened to report one."""
+        from kafka.errors import KafkaError
+
+        try:
+            return int(self._consumer.end_offsets([tp])[tp])
+        except (KafkaError, KeyError, TypeError, ValueError):
+            return None
 
     def _position_at(self, tp: Any, position: int) -> None:
         if self._assigned != tp:
