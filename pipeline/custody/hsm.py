@@ -259,33 +259,29 @@ class HsmSession:
 
     def hmac_sha256(self, version: int, data: bytes) -> bytes:
         """CKM_SHA256_HMAC over ``data`` with HMAC key ``version``, computed inside the HSM."""
-        import pkcs11
-
         key = self.signing_key(version)
         self._since_probe += 1
         if self._since_probe >= PROBE_EVERY:
             key = self.hmac_key(version)  # the token key: fails if the token is gone
             self._since_probe = 0
-        try:
-            with self._lock:
-                return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))
-        except pkcs11.exceptions.PKCS11Error:
-            raise HsmUnavailable("the HSM refused or failed an HMAC operation") from None
+        return self._sign(key, data)
 
     def probe(self, version: int) -> None:
         """Fail with :class:`HsmUnavailable` unless the token still answers with its HMAC key.
 
         Called before each batch or flush, so that no batch is tokenised with a session copy
         after the token has gone."""
+        self._sign(self.hmac_key(version), b"auditveil-probe")
+        self._since_probe = 0
+
+    def _sign(self, key: Any, data: bytes) -> bytes:
         import pkcs11
 
-        key = self.hmac_key(version)
         try:
             with self._lock:
-                key.sign(b"auditveil-probe", mechanism=pkcs11.Mechanism.SHA256_HMAC)
+                return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))
         except pkcs11.exceptions.PKCS11Error:
             raise HsmUnavailable("the HSM refused or failed an HMAC operation") from None
-        self._since_probe = 0
 
     def custodian_public_key_der(self) -> bytes:
         """The custodians' RSA public key as DER SubjectPublicKeyInfo (public material)."""

@@ -49,7 +49,7 @@ def _walk_object(obj: dict[str, Any], consumed: Consumed | None, prefix: str, de
         return
     if consumed:
         whole, partial = _compiled(consumed)
-        keys: Any = [k for k in obj if k not in whole] if len(obj) < 4 else obj.keys() - whole
+        keys: Any = obj.keys() - whole
     else:
         keys, partial = obj, {}
     for key in keys:

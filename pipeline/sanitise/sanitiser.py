@@ -502,9 +502,8 @@ class Sanitiser:
             column = self._kept_column if rule.action == "keep" else self._column
             cols[name] = column(rule, memo, raw[name], policy, counts, failed)
         for name, rule, memo, whole in plan.maps:
-            cols[name] = self._per_row(
-                lambda v, r=rule, m=memo, w=whole: self._map(r, m, w, v, policy, counts),  # type: ignore[misc]
-                raw[name], failed)
+            cols[name] = self._per_row(partial(self._map, rule, memo, whole, policy=policy, counts=counts),
+                                       raw[name], failed)
         cols["resources"] = self._per_row(lambda v: self._resources(plan, v, counts), raw["resources"], failed)
         stamps = raw["event_time"]
         times = [self._time(ts) for ts in stamps] if plan.keep_time else empty
@@ -561,10 +560,10 @@ class Sanitiser:
         if not items:
             return None
         try:
-            key = orjson.dumps(items)
+            key: bytes | None = orjson.dumps(items)
         except (orjson.JSONEncodeError, TypeError):
-            return self._extra_of(items, plan, counts)[0]
-        if len(key) > _EXTRA_KEY_MAX:  # large leftovers are rarely repeated: not worth the memory
+            key = None
+        if key is None or len(key) > _EXTRA_KEY_MAX:  # large leftovers are rarely repeated
             return self._extra_of(items, plan, counts)[0]
         memo = plan.extra_rows
         hit = memo.cells.get(key, _MISS)
