@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,6 +91,14 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda record: record.name.startswith("pipeline"))
+    threading.excepthook = _quiet_thread_failure
+
+
+def _quiet_thread_failure(args: threading.ExceptHookArgs) -> None:
+    """A failed background thread (Beam's runner threads when a worker dies, for example) would
+    print a traceback, which can quote data. The run reports the failure itself; this names the
+    exception class only, and only with --verbose."""
+    logging.getLogger("pipeline.threads").info("a background thread stopped (%s)", args.exc_type.__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,9 @@ same pipeline elsewhere (FlinkRunner, PrismRunner, …).
 from __future__ import annotations
 
 import os
+import shlex
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.errors import AuditveilError, HsmUnavailable, SinkError
+from pipeline.errors import AuditveilError, ConfigError, HsmUnavailable, SinkError
 from pipeline.run.failures import raised_errors
 from pipeline.run.stages import METRICS_NAMESPACE, Pseudonymise, StageConfig
 from pipeline.sources.files import ReadTask
@@ -54,17 +57,58 @@ def build_pipeline(tasks: Sequence[ReadTask], config: StageConfig, options: Pipe
     return p
 
 
-def _local_runner(workers: int) -> Any:
-    """Beam's FnApiRunner; with several workers, each is a subprocess of pipeline.run.worker."""
-    import sys
+# Exit status of a worker that cannot import auditveil (see _worker_command).
+_CANNOT_IMPORT = 3
+# Once a worker has exited early, how long the pipeline thread may take to report it itself.
+_WORKER_EXIT_GRACE_S = 5.0
 
+_WORKER_BOOTSTRAP = f"""import sys
+try:
+    from pipeline.run.worker import main
+except ImportError:
+    sys.stderr.write("auditveil worker: cannot import auditveil in this Python (not installed?)\\n")
+    sys.exit({_CANNOT_IMPORT})
+main()
+"""
+
+
+def _worker_command(exit_file: str) -> str:
+    """The shell command of one worker process. Beam's FnApiRunner waits for ever on a worker
+    that exits (it cannot start, or is killed); the shell records its exit status in
+    ``exit_file`` so that ``run_batch`` can stop with a clear error instead."""
+    return (f"{shlex.quote(sys.executable)} -P -c {shlex.quote(_WORKER_BOOTSTRAP)} "
+            f"|| echo $? >> {shlex.quote(exit_file)}")
+
+
+def _local_runner(workers: int, exit_file: str) -> Any:
+    """Beam's FnApiRunner; with several workers, each is a subprocess of pipeline.run.worker."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.transforms import environments
 
     if workers <= 1:
         return fn_runner.FnApiRunner()
-    env = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -P -m pipeline.run.worker")
+    env = environments.SubprocessSDKEnvironment.from_command_string(_worker_command(exit_file))
     return fn_runner.FnApiRunner(default_environment=env)
+
+
+def _worker_exit_error(exit_file: str) -> AuditveilError | None:
+    """The error for a worker process that exited before the run finished, if one did."""
+    try:
+        with open(exit_file) as fh:
+            codes = [int(x) for x in fh.read().split() if x.isdigit()]
+    except FileNotFoundError:
+        return None
+    if _CANNOT_IMPORT in codes:
+        return ConfigError(
+            "a worker process could not import auditveil: install it for this Python "
+            "(scripts/setup.sh, or pip install -e . in the repository), or run with --workers 1"
+        )
+    code = codes[0] if codes else 0
+    how = f"signal {code - 128}" if code > 128 else f"exit status {code}"
+    return AuditveilError(
+        f"a worker process stopped unexpectedly ({how}); auditveil stopped. Files already written "
+        "are complete; re-run the same command to finish"
+    )
 
 
 def _translate(exc: BaseException) -> AuditveilError:
@@ -88,8 +132,14 @@ def _translate(exc: BaseException) -> AuditveilError:
 def run_batch(tasks: Sequence[ReadTask], config: StageConfig, *, workers: int, beam_args: Sequence[str] = (),
               on_tick: Callable[[], None] | None = None) -> BatchResult:
     """Run the pipeline to completion; ``on_tick`` is called about twice a second meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="auditveil-workers-") as run_dir:
+        return _run_batch(tasks, config, workers, beam_args, on_tick, os.path.join(run_dir, "exits"))
+
+
+def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, beam_args: Sequence[str],
+               on_tick: Callable[[], None] | None, exit_file: str) -> BatchResult:
     options = pipeline_options(workers, beam_args)
-    runner = None if any(a.startswith("--runner") for a in beam_args) else _local_runner(workers)
+    runner = None if any(a.startswith("--runner") for a in beam_args) else _local_runner(workers, exit_file)
     p = build_pipeline(tasks, config, options, runner)
     outcome: dict[str, Any] = {}
 
@@ -108,6 +158,13 @@ def run_batch(tasks: Sequence[ReadTask], config: StageConfig, *, workers: int, b
         thread.join(0.5)
         if on_tick is not None:
             on_tick()
+        if thread.is_alive() and (early := _worker_exit_error(exit_file)) is not None:
+            # The runner would wait for the lost worker for ever. Unless it never started, give
+            # the pipeline thread a moment to fail with its own (more precise) error.
+            if not isinstance(early, ConfigError):
+                thread.join(_WORKER_EXIT_GRACE_S)
+            if thread.is_alive():
+                raise early
     seconds = time.perf_counter() - start
     if "error" in outcome:
         raise _translate(outcome["error"]) from None

@@ -1,0 +1,86 @@
+"""A worker process that cannot start, or dies mid-run, must stop the run with one clear line.
+
+Beam's FnApiRunner waits for ever on a lost worker process; these runs used to hang. Both
+cases here end within a bounded time, with a non-zero exit, our own message and no traceback,
+and what became visible before the stop is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.hardening.faults import (
+    Running,
+    event_files,
+    event_tokens,
+    lookup_tokens,
+    run_args,
+    run_cli,
+    wait_for,
+    write_fault_inputs,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.hsm]
+
+
+def test_workers_that_cannot_import_auditveil_stop_the_run(operator_env: dict[str, str],
+                                                          fault_inputs: tuple[Path, int], tmp_path: Path) -> None:
+    # The driver runs from the repository (``-m`` puts it first on sys.path); the workers start
+    # with ``-P`` and so find this broken ``pipeline`` package first, as if auditveil were not
+    # installed for the interpreter they run.
+    shadow = tmp_path / "shadow" / "pipeline"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("not installed here")\n')
+    env = {**operator_env, "PYTHONPATH": str(shadow.parent)}
+    out, lookup = tmp_path / "out", tmp_path / "lookup"
+    started = time.monotonic()
+    done = run_cli(env, run_args(fault_inputs[0], out, lookup, "--workers", "2"), timeout=180)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert time.monotonic() - started < 120
+    assert "a worker process could not import auditveil" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert event_files(out) == []
+
+
+def _worker_pids(session: int) -> list[int]:
+    """The Python worker processes of the run in process group ``session`` (not their shells)."""
+    found = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True).stdout
+    pids = []
+    for line in found.splitlines():
+        pid, pgid, args = line.split(None, 2)
+        if int(pgid) == session and args.startswith(f"{sys.executable} -P -c"):
+            pids.append(int(pid))
+    return pids
+
+
+def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_fault_inputs(inputs, files=8, events=2500)  # long enough to be caught mid-run
+    out, lookup = tmp_path / "out", tmp_path / "lookup"
+    run = Running(operator_env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log")
+    try:
+        wait_for(lambda: len(event_files(out)) >= 1 or run.proc.poll() is not None, 240, "the first Parquet file")
+        assert run.proc.poll() is None, f"the run ended before the kill: {run.output()[-2000:]}"
+        victims = _worker_pids(run.proc.pid)
+        assert victims, "no worker process found"
+        os.kill(victims[0], signal.SIGKILL)  # as the kernel's OOM killer would
+        code = run.wait(timeout=120)
+    finally:
+        if run.proc.poll() is None:
+            run.kill()
+    text = run.output()
+    assert code == 1, text[-2000:]
+    assert "a worker process stopped unexpectedly (signal 9)" in text
+    assert "re-run the same command to finish" in text
+    assert "Traceback" not in text
+    for p in event_files(out):
+        pq.read_table(p)  # what became visible is complete
+    assert event_tokens(out) <= lookup_tokens(lookup)
