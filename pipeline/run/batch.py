@@ -44,16 +44,37 @@ def pipeline_options(workers: int, beam_args: Sequence[str] = ()) -> PipelineOpt
     return PipelineOptions(list(beam_args), **opts)
 
 
+def balanced_shares(tasks: Sequence[ReadTask], workers: int) -> list[list[ReadTask]]:
+    """``tasks`` in ``workers`` shares of about equal bytes (largest task first, each to the
+    lightest share), each share in plan order."""
+    shares: list[list[int]] = [[] for _ in range(max(1, workers))]
+    load = [0] * len(shares)
+    for i in sorted(range(len(tasks)), key=lambda i: -tasks[i].size):
+        lightest = load.index(min(load))
+        shares[lightest].append(i)
+        load[lightest] += max(tasks[i].size, 1)
+    return [[tasks[i] for i in sorted(share)] for share in shares if share]
+
+
 def build_pipeline(tasks: Sequence[ReadTask], config: StageConfig, options: PipelineOptions,
-                   runner: Any = None) -> beam.Pipeline:
-    """The batch pipeline graph: read tasks are spread over workers, then pseudonymised."""
+                   runner: Any = None, local_workers: int = 0) -> beam.Pipeline:
+    """The batch pipeline graph: read tasks are spread over workers, then pseudonymised.
+
+    On the local runner (``local_workers`` > 1) each worker process gets one share of about
+    equal bytes: that runner hands each worker a fixed part of a stage's input, decided up
+    front, so a spread by random keys could leave one worker reading alone at the end.
+    Elsewhere a reshuffle lets the runner balance the tasks itself."""
     p = beam.Pipeline(runner=runner, options=options)
-    _ = (
-        p
-        | "Plan" >> beam.Create(list(tasks))
-        | "Spread" >> beam.Reshuffle()
-        | "Pseudonymise" >> Pseudonymise(config)
-    )
+    if local_workers > 1:
+        spread = (
+            p
+            | "Plan" >> beam.Create(list(enumerate(balanced_shares(tasks, local_workers))))
+            | "Share" >> beam.GroupByKey()
+            | "Spread" >> beam.FlatMap(lambda kv: [t for share in kv[1] for t in share])
+        )
+    else:
+        spread = p | "Plan" >> beam.Create(list(tasks)) | "Spread" >> beam.Reshuffle()
+    _ = spread | "Pseudonymise" >> Pseudonymise(config)
     return p
 
 
@@ -140,7 +161,7 @@ def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, bea
                on_tick: Callable[[], None] | None, exit_file: str) -> BatchResult:
     options = pipeline_options(workers, beam_args)
     runner = None if any(a.startswith("--runner") for a in beam_args) else _local_runner(workers, exit_file)
-    p = build_pipeline(tasks, config, options, runner)
+    p = build_pipeline(tasks, config, options, runner, workers if runner is not None else 0)
     outcome: dict[str, Any] = {}
 
     def target() -> None:

@@ -131,13 +131,15 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return int(run_streaming(args, settings))
     if not args.input:
         raise ConfigError("give at least one --input (or --streaming with Kafka options)")
+    from pipeline.run.batch import default_workers
     from pipeline.run.inputs import plan_inputs
 
     check_locations(args.out, args.lookup)
     check_jurisdiction(settings, args)
+    workers = default_workers(args.workers if args.workers is not None else settings.pipeline.workers)
     summary = run_job(
-        settings, plan_inputs(args, settings), args.out, args.lookup, args.format,
-        workers=args.workers, progress=not args.no_progress, beam_args=beam_args(args),
+        settings, plan_inputs(args, settings, workers), args.out, args.lookup, args.format,
+        workers=workers, progress=not args.no_progress, beam_args=beam_args(args),
     )
     print(summary.render())
     if args.summary_json:

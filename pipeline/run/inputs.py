@@ -32,18 +32,19 @@ def _date(value: str | None, option: str) -> dt.date | None:
         raise ConfigError(f"{option} takes a date as YYYY-MM-DD") from None
 
 
-def plan_inputs(args: argparse.Namespace, settings: Settings) -> Plan:
+def plan_inputs(args: argparse.Namespace, settings: Settings, workers: int = 1) -> Plan:
     """Read tasks for every input not yet processed into ``args.out`` (see storage.manifest).
 
     An input counts as processed when the output's manifest records it with the same version
     (S3 ETag; size and modification time of a local file). ``--reprocess`` ignores the manifest.
+    Large local files are cut into ranges, as many as a multiple of ``workers``.
     """
     local = [i for i in args.input if not i.startswith("s3://")]
     remote = [i for i in args.input if i.startswith("s3://")]
     from pipeline.storage.manifest import LocalInput, pending_inputs
 
     reprocess = bool(getattr(args, "reprocess", False))
-    found = discover(local, settings.pipeline.split_bytes) if local else None
+    found = discover(local, settings.pipeline.split_bytes, workers) if local else None
     tasks: list[ReadTask] = []
     total = digests = already = 0
     to_record: list[Any] = []

@@ -67,17 +67,20 @@ def _looks_line_delimited(path: str) -> bool:
     return b'"Records"' not in first[:200]
 
 
-def _split(path: str, size: int, split_bytes: int, display: str) -> list[ReadTask]:
-    """Cut a line-delimited file into ranges; each range owns the lines that *start* in it."""
+def _split(path: str, size: int, ranges: int, display: str) -> list[ReadTask]:
+    """Cut a line-delimited file into about ``ranges`` equal ranges; each range owns the lines
+    that *start* in it (a cut moves forward to the next line start)."""
     tasks: list[ReadTask] = []
     with open(path, "rb") as fh:
         start, line_no = 0, 1
-        while start < size:
-            end = min(size, start + split_bytes)
+        for k in range(1, ranges + 1):
+            end = size if k == ranges else max(start, size * k // ranges)
             if end < size:
                 fh.seek(end)
                 fh.readline()
                 end = fh.tell()
+            if end <= start:
+                continue
             fh.seek(start)
             chunk_lines = fh.read(end - start).count(b"\n")
             tasks.append(ReadTask(path, start, end, line_no, display, end - start))
@@ -86,8 +89,18 @@ def _split(path: str, size: int, split_bytes: int, display: str) -> list[ReadTas
     return tasks
 
 
-def discover(inputs: Sequence[str], split_bytes: int = 16 * 1024 * 1024) -> Discovery:
-    """Expand ``inputs`` into read tasks; raise :class:`InputError` for a path that is not there."""
+def _ranges(size: int, split_bytes: int, parts: int) -> int:
+    """How many ranges for a file of ``size`` bytes: each at most about ``split_bytes``, and a
+    multiple of ``parts`` (the worker count) of them, so that the workers finish together."""
+    ranges = -(-size // split_bytes)
+    return -(-ranges // parts) * parts
+
+
+def discover(inputs: Sequence[str], split_bytes: int = 16 * 1024 * 1024, parts: int = 1) -> Discovery:
+    """Expand ``inputs`` into read tasks; raise :class:`InputError` for a path that is not there.
+
+    A line-delimited file larger than ``split_bytes`` becomes several ranges, their number a
+    multiple of ``parts``."""
     files: list[str] = []
     for n, item in enumerate(inputs, start=1):
         if os.path.isdir(item):
@@ -113,7 +126,7 @@ def discover(inputs: Sequence[str], split_bytes: int = 16 * 1024 * 1024) -> Disc
             raise InputError(f"an input file cannot be read ({display})") from None
         total += size
         if line_delimited:
-            tasks.extend(_split(path, size, split_bytes, display))
+            tasks.extend(_split(path, size, _ranges(size, split_bytes, max(1, parts)), display))
         else:
             tasks.append(ReadTask(path, 0, -1, 1, display, size))
     return Discovery(tuple(tasks), digests, total)

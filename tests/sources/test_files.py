@@ -58,3 +58,16 @@ def test_json_documents_are_never_split(tmp_path: Path) -> None:
 def test_digest_paths() -> None:
     assert is_digest_path("a/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz")
     assert not is_digest_path("a/AWSLogs/1/CloudTrail/eu-west-1/x.json.gz")
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 4])
+def test_ranges_come_in_a_multiple_of_the_worker_count_and_about_equal(tmp_path: Path, parts: int) -> None:
+    lines = [orjson.dumps({"eventName": "Decrypt", "eventID": str(i), "pad": "x" * 50}) for i in range(3000)]
+    f = tmp_path / "events.jsonl"
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    found = discover([str(f)], split_bytes=50_000, parts=parts)
+    sizes = [t.size for t in found.tasks]
+    assert len(sizes) % parts == 0
+    assert len(sizes) >= -(-f.stat().st_size // 50_000)  # never longer than split_bytes (but for the last line)
+    assert max(sizes) - min(sizes) < 200  # equal but for where the lines end (lines here: 84 bytes)
+    assert [ln for t in found.tasks for ln in read_task(t).split(b"\n") if ln] == lines
