@@ -83,22 +83,24 @@ _CANNOT_IMPORT = 3
 # Once a worker has exited early, how long the pipeline thread may take to report it itself.
 _WORKER_EXIT_GRACE_S = 5.0
 
-_WORKER_BOOTSTRAP = f"""import sys
+_WORKER_BOOTSTRAP = """import sys
 try:
     from pipeline.run.worker import main
 except ImportError:
     sys.stderr.write("auditveil worker: cannot import auditveil in this Python (not installed?)\\n")
-    sys.exit({_CANNOT_IMPORT})
-main()
+    sys.exit(%d)
+main(driver_pid=%d)
 """
 
 
 def _worker_command(exit_file: str) -> str:
     """The shell command of one worker process. Beam's FnApiRunner waits for ever on a worker
     that exits (it cannot start, or is killed); the shell records its exit status in
-    ``exit_file`` so that ``run_batch`` can stop with a clear error instead."""
-    return (f"{shlex.quote(sys.executable)} -P -c {shlex.quote(_WORKER_BOOTSTRAP)} "
-            f"|| echo $? >> {shlex.quote(exit_file)}")
+    ``exit_file`` so that ``run_batch`` can stop with a clear error instead. The worker ends
+    itself when this (the driver) process is gone."""
+    bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, os.getpid())
+    return (f"{shlex.quote(sys.executable)} -P -c {shlex.quote(bootstrap)} "
+            f"|| {{ echo $? >> {shlex.quote(exit_file)}; }} 2>/dev/null")
 
 
 def _local_runner(workers: int, exit_file: str) -> Any:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 
 
 class _ClassOnlyFormatter(logging.Formatter):
@@ -34,8 +36,27 @@ def quiet_logging() -> None:
     root.handlers[:] = [handler]
 
 
-def main() -> None:
+def exit_with(driver_pid: int, every: float = 1.0) -> None:
+    """End this process soon after the driver's: Beam's harness would otherwise retry the dead
+    control channel for ever, an orphan per worker after a driver was killed."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(driver_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass  # alive, under another user (a reused pid cannot be told apart)
+
+    threading.Thread(target=watch, name="auditveil-driver-watch", daemon=True).start()
+
+
+def main(driver_pid: int = 0) -> None:
     quiet_logging()
+    if driver_pid > 0:
+        exit_with(driver_pid)
     from apache_beam.runners.worker import sdk_worker_main
 
     sdk_worker_main.main(sys.argv)

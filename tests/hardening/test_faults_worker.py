@@ -1,8 +1,10 @@
-"""A worker process that cannot start, or dies mid-run, must stop the run with one clear line.
+"""A worker process that cannot start, or dies mid-run, must stop the run with one clear line;
+a driver that dies must not leave its worker processes behind.
 
-Beam's FnApiRunner waits for ever on a lost worker process; these runs used to hang. Both
-cases here end within a bounded time, with a non-zero exit, our own message and no traceback,
-and what became visible before the stop is complete.
+Beam's FnApiRunner waits for ever on a lost worker process (these runs used to hang), and its
+SDK harness retries a dead driver for ever (orphans). The runs here end within a bounded time,
+with a non-zero exit, our own message and no traceback, and what became visible before the stop
+is complete.
 """
 
 from __future__ import annotations
@@ -84,3 +86,28 @@ def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp
     for p in event_files(out):
         pq.read_table(p)  # what became visible is complete
     assert event_tokens(out) <= lookup_tokens(lookup)
+
+
+def test_workers_end_when_the_driver_is_killed(operator_env: dict[str, str], tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_fault_inputs(inputs, files=8, events=2500)
+    out, lookup = tmp_path / "out", tmp_path / "lookup"
+    run = Running(operator_env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log")
+    try:
+        wait_for(lambda: len(_worker_pids(run.proc.pid)) == 2 or run.proc.poll() is not None, 120,
+                 "two worker processes")
+        assert run.proc.poll() is None, f"the run ended early: {run.output()[-2000:]}"
+        workers = _worker_pids(run.proc.pid)
+        os.kill(run.proc.pid, signal.SIGKILL)  # the driver only, as a supervisor's kill -9 would
+        run.proc.wait(timeout=30)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers), 30,
+                 "the worker processes to end")
+    finally:
+        run.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
