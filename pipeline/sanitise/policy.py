@@ -29,6 +29,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.schema import COLUMNS, MAP_COLUMNS
+from pipeline.shipped import schemas_dir
 from pipeline.tokenise.domains import DOMAINS
 
 POLICY_FORMAT = "auditveil-policy/v1"
@@ -74,7 +75,7 @@ class Policy:
 
 
 def default_policy_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "schemas" / "policy"
+    return schemas_dir() / "policy"
 
 
 def _rule(spec: Any, where: str, generalisers: frozenset[str]) -> Rule:

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from pipeline.config import StorageSettings
 from pipeline.errors import ConfigError, JurisdictionError
+from pipeline.shipped import schemas_dir
 from pipeline.storage import s3client
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "schemas" / "jurisdiction.toml"
 AWS_DEFAULT_HOST = "s3.amazonaws.com"
 
 
@@ -73,7 +73,7 @@ class Verdict:
 @functools.lru_cache(maxsize=8)
 def load_rules(path: str = "") -> Rules:
     """Parse the jurisdiction data file (cached)."""
-    file = Path(path) if path else DEFAULT_FILE
+    file = Path(path) if path else schemas_dir() / "jurisdiction.toml"
     try:
         doc = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError:
