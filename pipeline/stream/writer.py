@@ -84,6 +84,21 @@ def _acquire_backend(pkcs11: Any) -> Any:
         return backend
 
 
+_DURABLE: dict[tuple[int, int], Any] = {}
+
+
+def _durable_tokens(key_version: int, cache_size: int) -> Any:
+    """The tokens whose lookup entries the writers of this process have written (one map per
+    key version), so that a value one writer tokenised is not minted again by another."""
+    from pipeline.tokenise import DurableTokens
+
+    with _BACKENDS_LOCK:
+        found = _DURABLE.get((key_version, cache_size))
+        if found is None:
+            found = _DURABLE[(key_version, cache_size)] = DurableTokens(key_version, cache_size)
+        return found
+
+
 def _release_backend(pkcs11: Any) -> None:
     with _BACKENDS_LOCK:
         backend, users = _BACKENDS.get(pkcs11, (None, 0))
@@ -151,7 +166,8 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
             BOARD.set_hsm_down(True)
             log.error("the HSM is unavailable; the stream writes nothing until it is back (fail closed)")
             raise
-        self._tokeniser: Any = Tokeniser(backend, s.tokenise.cache_size)
+        self._tokeniser: Any = Tokeniser(backend, s.tokenise.cache_size,
+                                         _durable_tokens(backend.key_version, s.tokenise.cache_size))
         self._sanitiser = Sanitiser(load_policies(s.pipeline.policy_dir), self._tokeniser)
         self._limits = Limits(s.pipeline.max_record_bytes, s.pipeline.max_decompressed_bytes,
                               s.pipeline.max_depth)
@@ -329,6 +345,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         # 1. sealed lookup entries: added under a unique name, never overwritten
         written_entries = write_lookup(self._lookup, der, s.pkcs11.oaep_hash, entries,
                                        f"{stem}-{uuid.uuid4().hex[:12]}")
+        self._tokeniser.entries_written(entries)  # durable now: other writers may reuse them
         # 2. the flush record (intent), naming every file this attempt and any earlier one writes
         rejected_all = rejected + batch.rejected
         planned: set[str] = set()

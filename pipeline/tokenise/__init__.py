@@ -4,9 +4,19 @@ from pipeline.tokenise.backends import HsmMacBackend, LocalMacBackend, MacBacken
 from pipeline.tokenise.canonical import CANONICAL_VERSION, canonical_v1
 from pipeline.tokenise.domains import DOMAINS
 from pipeline.tokenise.token_format import TOKEN_RE, format_token, parse_token
-from pipeline.tokenise.tokeniser import NewEntry, Tokeniser
+from pipeline.tokenise.tokeniser import DurableTokens, NewEntry, Tokeniser
 
 __all__ = [
-    "CANONICAL_VERSION", "DOMAINS", "TOKEN_RE", "HsmMacBackend", "LocalMacBackend", "MacBackend",
-    "NewEntry", "Tokeniser", "canonical_v1", "format_token", "parse_token",
+    "CANONICAL_VERSION",
+    "DOMAINS",
+    "TOKEN_RE",
+    "DurableTokens",
+    "HsmMacBackend",
+    "LocalMacBackend",
+    "MacBackend",
+    "NewEntry",
+    "Tokeniser",
+    "canonical_v1",
+    "format_token",
+    "parse_token",
 ]

@@ -3,10 +3,17 @@
 The memo lives in worker memory only (never persisted) and is bounded: when full, the oldest
 tenth is evicted. Every token minted by a cache miss is also queued as a *new entry* — the
 (token, domain, key version, value) the lookup vault must seal — and drained by the caller.
+
+Several tokenisers of one process (the streaming writers, which Prism runs as threads of one
+process) can share :class:`DurableTokens`: tokens whose entries a caller has already written.
+A token is published there only once its entry is durable, so another tokeniser may hand it
+out at once, without an HSM call and without a second entry.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -22,14 +29,55 @@ class NewEntry:
     domain: str
     key_version: int
     value: str
+    sub: str = ""  # the domain's sub-label (e.g. an encryption-context key); not sealed
+
+
+_Key = tuple[str, str, str]
+
+
+def _evict_oldest_tenth(cache: dict[_Key, str], cap: int) -> None:
+    for old in list(islice(cache, max(1, cap // 10))):
+        del cache[old]
+
+
+class DurableTokens:
+    """Tokens whose sealed lookup entries are durable, shared by the tokenisers of one process.
+
+    Bounded like a tokeniser's memo (the oldest tenth goes when full); in memory only. Tokens
+    of one key version only: a tokeniser of another version does not use it."""
+
+    def __init__(self, key_version: int, cache_size: int) -> None:
+        self.key_version = key_version
+        self._cap = cache_size
+        self._tokens: dict[_Key, str] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def get(self, key: _Key) -> str | None:
+        return self._tokens.get(key)
+
+    def publish(self, entries: Iterable[NewEntry]) -> None:
+        """Call only after ``entries`` are written: from then on any tokeniser may reuse them."""
+        if not self._cap:
+            return
+        with self._lock:
+            for e in entries:
+                if e.key_version != self.key_version:
+                    continue
+                if len(self._tokens) >= self._cap:
+                    _evict_oldest_tenth(self._tokens, self._cap)
+                self._tokens[(e.domain, e.sub, e.value)] = e.token
 
 
 class Tokeniser:
-    def __init__(self, backend: MacBackend, cache_size: int = 500_000) -> None:
+    def __init__(self, backend: MacBackend, cache_size: int = 500_000, durable: DurableTokens | None = None) -> None:
         self._backend = backend
         self._version = backend.key_version
         self._cap = cache_size
-        self._cache: dict[tuple[str, str, str], str] = {}
+        self._cache: dict[_Key, str] = {}
+        self._durable = durable if durable is not None and durable.key_version == self._version else None
         self.pending: list[NewEntry] = []
         self.hsm_calls = 0
         self.cache_hits = 0
@@ -50,15 +98,22 @@ class Tokeniser:
         if tok is not None:
             self.cache_hits += 1
             return tok
-        mac = self._backend.mac(canonical_v1(label(domain, sub), value))
-        self.hsm_calls += 1
-        tok = format_token(domain, self._version, mac)
+        minted = False
+        if self._durable is not None:
+            tok = self._durable.get(k)  # its entry is already durable: nothing to seal
+        if tok is None:
+            mac = self._backend.mac(canonical_v1(label(domain, sub), value))
+            self.hsm_calls += 1
+            tok = format_token(domain, self._version, mac)
+            minted = True
+        else:
+            self.cache_hits += 1
         if self._cap:
             if len(self._cache) >= self._cap:
-                for old in list(islice(self._cache, max(1, self._cap // 10))):
-                    del self._cache[old]
+                _evict_oldest_tenth(self._cache, self._cap)
             self._cache[k] = tok
-        self.pending.append(NewEntry(tok, domain, self._version, value))
+        if minted:
+            self.pending.append(NewEntry(tok, domain, self._version, value, sub))
         return tok
 
     def probe(self) -> None:
@@ -68,6 +123,12 @@ class Tokeniser:
     def count_hits(self, n: int) -> None:
         """Tokenisations a caller answered from its own memo of this tokeniser's results."""
         self.cache_hits += n
+
+    def entries_written(self, entries: Iterable[NewEntry]) -> None:
+        """The caller has written ``entries`` durably: tokenisers sharing this one's
+        :class:`DurableTokens` may now hand their tokens out."""
+        if self._durable is not None:
+            self._durable.publish(entries)
 
     def drain(self) -> list[NewEntry]:
         out, self.pending = self.pending, []

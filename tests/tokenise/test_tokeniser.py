@@ -56,3 +56,45 @@ def test_cache_is_bounded(local_key: LocalMacBackend) -> None:
 def test_keys_refuse_pickling(local_key: LocalMacBackend) -> None:
     with pytest.raises(TypeError):
         pickle.dumps(local_key)
+
+
+def test_shared_durable_tokens_are_reused_only_once_written(local_key: LocalMacBackend) -> None:
+    from pipeline.tokenise import DurableTokens
+
+    durable = DurableTokens(local_key.key_version, cache_size=100)
+    a = Tokeniser(local_key, cache_size=100, durable=durable)
+    b = Tokeniser(local_key, cache_size=100, durable=durable)
+    tok = a.tokenise("ctx", "eu-user-1", "customer_id")
+    # Not written yet: b must mint (and seal) its own entry rather than borrow a's token.
+    assert b.tokenise("ctx", "eu-user-1", "customer_id") == tok
+    assert b.hsm_calls == 1 and len(b.drain()) == 1
+    entries = a.drain()
+    assert [(e.domain, e.sub, e.value) for e in entries] == [("ctx", "customer_id", "eu-user-1")]
+    a.entries_written(entries)
+    c = Tokeniser(local_key, cache_size=100, durable=durable)
+    assert c.tokenise("ctx", "eu-user-1", "customer_id") == tok
+    assert (c.hsm_calls, c.cache_hits, c.drain()) == (0, 1, [])  # no HSM call, no second entry
+    # The sub-label is part of the key: another context key is another token.
+    assert c.tokenise("ctx", "eu-user-1", "order_id") != tok and c.hsm_calls == 1
+
+
+def test_durable_tokens_of_another_key_version_are_not_used(local_key: LocalMacBackend) -> None:
+    from pipeline.tokenise import DurableTokens
+
+    other = DurableTokens(local_key.key_version + 1, cache_size=100)
+    t = Tokeniser(local_key, cache_size=100, durable=other)
+    t.tokenise("usr", "alice")
+    t.entries_written(t.drain())
+    assert other.get(("usr", "", "alice")) is None
+
+
+def test_durable_tokens_are_bounded(local_key: LocalMacBackend) -> None:
+    from pipeline.tokenise import DurableTokens
+
+    durable = DurableTokens(local_key.key_version, cache_size=10)
+    t = Tokeniser(local_key, cache_size=10, durable=durable)
+    for i in range(50):
+        t.tokenise("ip", f"203.0.113.{i}")
+        t.entries_written(t.drain())
+    assert len(durable) <= 10
+    assert durable.get(("ip", "", "203.0.113.49")) is not None
