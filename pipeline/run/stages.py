@@ -8,7 +8,6 @@ per-element overhead of the runner is paid once per batch, not once per event.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import pickle
@@ -23,6 +22,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from pipeline.config import Settings
+from pipeline.gcpause import gc_paused
 from pipeline.sources.decode import Limits, decode
 from pipeline.sources.files import ReadTask, read_task
 from pipeline.sources.records import Record, Rejected, Skipped
@@ -109,17 +109,10 @@ class _Decode(beam.DoFn):  # type: ignore[misc]
         self._batch = p.batch_size
 
     def process(self, task: ReadTask) -> Iterator[Chunk]:
-        # Decoded records are trees of dicts without reference cycles, freed by reference
-        # counting; the cyclic collector would only re-traverse the batch being built, over and
-        # over (about 45% of the decode time). It is paused while a task is read, sanitised and
-        # written (the fused stages run inside this generator), and always restored.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        # The collector is paused while a task is read, sanitised and written (the fused
+        # stages run inside this generator); see pipeline/gcpause.py.
+        with gc_paused():
             yield from self._decode(task)
-        finally:
-            if paused:
-                gc.enable()
 
     def _decode(self, task: ReadTask) -> Iterator[Chunk]:
         data = read_task(task, self._config.settings.storage)

@@ -47,6 +47,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.config import Settings
 from pipeline.errors import HsmUnavailable
+from pipeline.gcpause import gc_paused
 from pipeline.stream.chain import Split, ready_prefix
 from pipeline.stream.dedupe import event_key, shared_memo
 from pipeline.stream.flushes import (
@@ -303,6 +304,10 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
         return bool(split.end < stop)
 
     def _write(self, topic: str, partition: int, split: Split) -> None:
+        with gc_paused():  # the flush's records are acyclic: see pipeline/gcpause.py
+            self._write_paused(topic, partition, split)
+
+    def _write_paused(self, topic: str, partition: int, split: Split) -> None:
         from pipeline.sinks import write_dead_letters, write_events, write_lookup
         from pipeline.sinks.dead_letters import DEAD_LETTER_DIR
         from pipeline.sinks.events import partition_dir
