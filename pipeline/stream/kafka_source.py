@@ -203,8 +203,11 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
             # message. Stamped with the first record's time (never behind this restriction's
             # watermark: a record stamped earlier is carried at the watermark, not dropped).
             taken: list[KafkaMessage] = []
-            late = 0
-            first_ts: Timestamp | None = None
+            late = size = 0
+            first_us = -1
+            # The watermark in micros, as observed record by record (read and set once per poll).
+            known = watermark.current_watermark()
+            start_us = mark_us = int(known.micros) if known is not None else -1
             finished = False
             for rec in records:
                 if rec.offset < position:
@@ -213,25 +216,27 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
                     self._assigned = None  # the next restriction may start elsewhere
                     finished = True
                     break
-                ts = Timestamp(micros=max(0, int(rec.timestamp)) * 1000)
-                current = watermark.current_watermark()
-                if current is not None and ts < current:
-                    ts = current
+                ts_us = max(0, int(rec.timestamp)) * 1000
+                if ts_us < mark_us:
+                    ts_us = mark_us
                     late += 1
-                if first_ts is None:
-                    first_ts = ts
+                if first_us < 0:
+                    first_us = ts_us
                 value = rec.value if rec.value is not None else b""
                 taken.append(KafkaMessage(element.topic, element.partition, int(rec.offset), position,
                                           int(rec.timestamp), bytes(value) if self._values else b""))
                 position = int(rec.offset) + 1
                 self._next_offset = position
-                self._bytes.inc(len(value))
-                _observe(watermark, ts)
+                size += len(value)
+                mark_us = max(mark_us, ts_us)
+            if mark_us > start_us:
+                watermark.set_watermark(Timestamp(micros=mark_us))
+            self._bytes.inc(size)
             count("late_messages", late)
-            if taken and first_ts is not None:
+            if taken and first_us >= 0:
                 emitted += len(taken)
                 yield beam.window.TimestampedValue(
-                    KafkaBatch(element.topic, element.partition, tuple(taken)), first_ts)
+                    KafkaBatch(element.topic, element.partition, tuple(taken)), Timestamp(micros=first_us))
             if finished:
                 return
             self._read.inc(len(records))
@@ -267,12 +272,6 @@ class _ReadPartition(beam.DoFn, RestrictionProvider):  # type: ignore[misc]
             lag = max(0, int(high) - position)
             gauge.set(lag)
             BOARD.set_lag(partition_key(tp.topic, tp.partition), lag)
-
-
-def _observe(watermark: Any, ts: Timestamp) -> None:
-    current = watermark.current_watermark()
-    if current is None or ts > current:
-        watermark.set_watermark(ts)
 
 
 def _advance_idle(watermark: Any) -> None:
