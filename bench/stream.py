@@ -86,6 +86,8 @@ def measure_stream(work: Path, events_file: Path, n: int, env: dict[str, str], w
             timings[size] = _timed_run(
                 _command(broker.bootstrap, topic, out, lookup, "--until-end", "--window", str(window),
                          "--group", f"bench-{topic}"), run_env)
+            if size == n:
+                result.update(_hsm_use(lookup, n))
         small = max(1, n // 10)
         result["wall_seconds"] = {str(k): round(v, 2) for k, v in timings.items()}
         marginal = timings[n] - timings[small]
@@ -101,6 +103,18 @@ def measure_stream(work: Path, events_file: Path, n: int, env: dict[str, str], w
             broker.stop()
         finally:
             broker.kill()
+
+
+def _hsm_use(lookup: Path, events: int) -> dict[str, Any]:
+    """HSM calls (= lookup entries written: every call mints one) against distinct tokens."""
+    import pyarrow.parquet as pq
+
+    from bench.runs import distinct_tokens
+
+    calls = sum(pq.read_metadata(f).num_rows for f in (lookup / "entries").glob("*.parquet"))
+    distinct = distinct_tokens(lookup)
+    return {"hsm_calls": calls, "hsm_calls_per_1k_events": round(1000 * calls / events, 1),
+            "distinct_pairs": distinct, "hsm_calls_per_distinct": round(calls / distinct, 2) if distinct else None}
 
 
 def _marker(event_id: str) -> bytes:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -43,10 +42,8 @@ def test_workers_that_cannot_import_auditveil_stop_the_run(operator_env: dict[st
     (shadow / "__init__.py").write_text('raise ImportError("not installed here")\n')
     env = {**operator_env, "PYTHONPATH": str(shadow.parent)}
     out, lookup = tmp_path / "out", tmp_path / "lookup"
-    started = time.monotonic()
-    done = run_cli(env, run_args(fault_inputs[0], out, lookup, "--workers", "2"), timeout=180)
+    done = run_cli(env, run_args(fault_inputs[0], out, lookup, "--workers", "2"), timeout=180)  # hung: raises
     assert done.returncode == 2, done.stderr[-2000:]
-    assert time.monotonic() - started < 120
     assert "a worker process could not import auditveil" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert event_files(out) == []
