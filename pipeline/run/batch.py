@@ -9,8 +9,6 @@ same pipeline elsewhere (FlinkRunner, PrismRunner, …).
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.errors import AuditveilError, ConfigError, HsmUnavailable, SinkError
 from pipeline.run.failures import raised_errors
 from pipeline.run.stages import METRICS_NAMESPACE, Pseudonymise, StageConfig
+from pipeline.run.worker import WORKER_EXIT_GRACE_S, worker_command, worker_exit_error
 from pipeline.sources.files import ReadTask
 
 
@@ -78,31 +77,6 @@ def build_pipeline(tasks: Sequence[ReadTask], config: StageConfig, options: Pipe
     return p
 
 
-# Exit status of a worker that cannot import auditveil (see _worker_command).
-_CANNOT_IMPORT = 3
-# Once a worker has exited early, how long the pipeline thread may take to report it itself.
-_WORKER_EXIT_GRACE_S = 5.0
-
-_WORKER_BOOTSTRAP = """import sys
-try:
-    from pipeline.run.worker import main
-except ImportError:
-    sys.stderr.write("auditveil worker: cannot import auditveil in this Python (not installed?)\\n")
-    sys.exit(%d)
-main(driver_pid=%d)
-"""
-
-
-def _worker_command(exit_file: str) -> str:
-    """The shell command of one worker process. Beam's FnApiRunner waits for ever on a worker
-    that exits (it cannot start, or is killed); the shell records its exit status in
-    ``exit_file`` so that ``run_batch`` can stop with a clear error instead. The worker ends
-    itself when this (the driver) process is gone."""
-    bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, os.getpid())
-    return (f"{shlex.quote(sys.executable)} -P -c {shlex.quote(bootstrap)} "
-            f"|| {{ echo $? >> {shlex.quote(exit_file)}; }} 2>/dev/null")
-
-
 def _local_runner(workers: int, exit_file: str) -> Any:
     """Beam's FnApiRunner; with several workers, each is a subprocess of pipeline.run.worker."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -110,28 +84,8 @@ def _local_runner(workers: int, exit_file: str) -> Any:
 
     if workers <= 1:
         return fn_runner.FnApiRunner()
-    env = environments.SubprocessSDKEnvironment.from_command_string(_worker_command(exit_file))
+    env = environments.SubprocessSDKEnvironment.from_command_string(worker_command(exit_file))
     return fn_runner.FnApiRunner(default_environment=env)
-
-
-def _worker_exit_error(exit_file: str) -> AuditveilError | None:
-    """The error for a worker process that exited before the run finished, if one did."""
-    try:
-        with open(exit_file) as fh:
-            codes = [int(x) for x in fh.read().split() if x.isdigit()]
-    except FileNotFoundError:
-        return None
-    if _CANNOT_IMPORT in codes:
-        return ConfigError(
-            "a worker process could not import auditveil: install it for this Python "
-            "(scripts/setup.sh, or pip install -e . in the repository), or run with --workers 1"
-        )
-    code = codes[0] if codes else 0
-    how = f"signal {code - 128}" if code > 128 else f"exit status {code}"
-    return AuditveilError(
-        f"a worker process stopped unexpectedly ({how}); auditveil stopped. Files already written "
-        "are complete; re-run the same command to finish"
-    )
 
 
 def _translate(exc: BaseException) -> AuditveilError:
@@ -181,11 +135,11 @@ def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, bea
         thread.join(0.5)
         if on_tick is not None:
             on_tick()
-        if thread.is_alive() and (early := _worker_exit_error(exit_file)) is not None:
+        if thread.is_alive() and (early := worker_exit_error(exit_file)) is not None:
             # The runner would wait for the lost worker for ever. Unless it never started, give
             # the pipeline thread a moment to fail with its own (more precise) error.
             if not isinstance(early, ConfigError):
-                thread.join(_WORKER_EXIT_GRACE_S)
+                thread.join(WORKER_EXIT_GRACE_S)
             if thread.is_alive():
                 raise early
     seconds = time.perf_counter() - start

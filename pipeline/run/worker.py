@@ -1,19 +1,69 @@
-"""Entry point of auditveil's local worker processes (Beam SDK harness), with safe logging.
+"""auditveil's local worker processes (Beam SDK harness): how they start, log and end.
 
 Beam's harness logs at INFO from its first line and prints full tracebacks of failed bundles
 straight to ``sys.stderr``; a traceback can quote a value. Here the process's stderr (the
 Python object and file descriptor 2, for C libraries too) goes to /dev/null, and only our log
 handler writes to the real stderr: errors only, one line naming the exception class. The driver
 reports the failure to the user (see run/batch.py).
+
+The driver starts each worker with :func:`worker_command` and, while the run lasts, asks
+:func:`worker_exit_error` whether one has exited: Beam's FnApiRunner itself would wait for a
+lost worker for ever. A worker ends itself when the driver is gone (:func:`exit_with`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 import threading
 import time
+
+from pipeline.errors import AuditveilError, ConfigError
+
+# Exit status of a worker that cannot import auditveil (see worker_command).
+_CANNOT_IMPORT = 3
+# Once a worker has exited early, how long the pipeline thread may take to report it itself.
+WORKER_EXIT_GRACE_S = 5.0
+
+_WORKER_BOOTSTRAP = """import sys
+try:
+    from pipeline.run.worker import main
+except ImportError:
+    sys.stderr.write("auditveil worker: cannot import auditveil in this Python (not installed?)\\n")
+    sys.exit(%d)
+main(driver_pid=%d)
+"""
+
+
+def worker_command(exit_file: str) -> str:
+    """The shell command of one worker process, run by the driver (this process). The shell
+    records the worker's exit status in ``exit_file`` if it fails (see ``worker_exit_error``);
+    the worker ends itself when the driver is gone."""
+    bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, os.getpid())
+    return (f"{shlex.quote(sys.executable)} -P -c {shlex.quote(bootstrap)} "
+            f"|| {{ echo $? >> {shlex.quote(exit_file)}; }} 2>/dev/null")
+
+
+def worker_exit_error(exit_file: str) -> AuditveilError | None:
+    """The error for a worker process that exited before the run finished, if one did."""
+    try:
+        with open(exit_file) as fh:
+            codes = [int(x) for x in fh.read().split() if x.isdigit()]
+    except FileNotFoundError:
+        return None
+    if _CANNOT_IMPORT in codes:
+        return ConfigError(
+            "a worker process could not import auditveil: install it for this Python "
+            "(scripts/setup.sh, or pip install -e . in the repository), or run with --workers 1"
+        )
+    code = codes[0] if codes else 0
+    how = f"signal {code - 128}" if code > 128 else f"exit status {code}"
+    return AuditveilError(
+        f"a worker process stopped unexpectedly ({how}); auditveil stopped. Files already written "
+        "are complete; re-run the same command to finish"
+    )
 
 
 class _ClassOnlyFormatter(logging.Formatter):
