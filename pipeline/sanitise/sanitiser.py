@@ -280,23 +280,23 @@ class Sanitiser:
         return None
 
     @staticmethod
-    def _remembered(memo: _RuleMemo, key: Any, size: int, counts: Counter[str],
-                    compute: Callable[[Counter[str]], Any]) -> Any:
-        """``compute`` for an input not yet in ``memo``: adds the counts it produced and
-        remembers the cell with them, unless the input is longer than ``_MEMO_VALUE_MAX``."""
+    def _remembered(memo: _RuleMemo, key: Any, counts: Counter[str], compute: Callable[[Counter[str]], Any],
+                    keep: bool = True) -> Any:
+        """``compute`` for an input not yet in ``memo``: adds the counts it produced and, if
+        ``keep`` (the caller's size bound allows it), remembers the cell with them."""
         delta: Counter[str] = Counter()
         cell = compute(delta)
         if delta:
             counts.update(delta)
-        if size <= _MEMO_VALUE_MAX:
+        if keep:
             memo.remember(key, cell, delta)
         return cell
 
     def _remembered_value(self, memo: _RuleMemo, key: Any, rule: Rule, value: str, policy: Policy,
                           counts: Counter[str], sub: str = "") -> str | None:
         """``_value`` for a text value not yet in ``memo``, remembered."""
-        return self._remembered(memo, key, len(value), counts,  # type: ignore[no-any-return]
-                                partial(self._value, rule, value, policy, sub=sub))
+        return self._remembered(memo, key, counts,  # type: ignore[no-any-return]
+                                partial(self._value, rule, value, policy, sub=sub), len(value) <= _MEMO_VALUE_MAX)
 
     def _map_item(self, rule: Rule, k: Any, v: Any, policy: Policy, counts: Counter[str]) -> tuple[str, str] | None:
         name = self._safe_name(str(k))
@@ -343,9 +343,9 @@ class Sanitiser:
                 key = (k, v)
                 pair = cells.get(key, _MISS)
                 if pair is _MISS:
-                    pair = self._remembered(memo, key, len(v), counts,
-                                            partial(self._map_item, rule, k, v, policy))
-                    all_text = all_text and len(v) <= _MEMO_VALUE_MAX  # too long: not remembered whole
+                    small = len(v) <= _MEMO_VALUE_MAX  # too long: not remembered, nor the map whole
+                    pair = self._remembered(memo, key, counts, partial(self._map_item, rule, k, v, policy), small)
+                    all_text = all_text and small
                 else:
                     self._hits += memo.tokenises
                     if memo.deltas:
@@ -373,8 +373,8 @@ class Sanitiser:
                 key = (kind, ref)
                 cell = memo.cells.get(key, _MISS)
                 if cell is _MISS:
-                    cell = self._remembered(memo, key, len(ref), counts,
-                                            partial(self._resource, plan.resources, r, plan.policy))
+                    cell = self._remembered(memo, key, counts, partial(self._resource, plan.resources, r, plan.policy),
+                                            len(ref) <= _MEMO_VALUE_MAX)
                 elif memo.deltas:
                     memo.replay(key, counts)
             else:
@@ -572,12 +572,7 @@ class Sanitiser:
                 memo.replay(key, counts)
             self._hits += hit[1]
             return hit[0]  # type: ignore[no-any-return]
-        delta: Counter[str] = Counter()
-        found = self._extra_of(items, plan, delta)
-        if delta:
-            counts.update(delta)
-        memo.remember(key, found, delta)
-        return found[0]
+        return self._remembered(memo, key, counts, partial(self._extra_of, items, plan))[0]  # type: ignore[no-any-return]
 
     def _extra_of(self, items: list[tuple[str, Any]], plan: _ColumnPlan,
                   counts: Counter[str]) -> tuple[str | None, int]:
