@@ -95,26 +95,25 @@ class Tokeniser:
         # without building the label on every cache hit.
         k = (domain, sub, value)
         tok = self._cache.get(k)
+        if tok is None and self._durable is not None:
+            tok = self._durable.get(k)  # its entry is already durable: nothing to seal
+            if tok is not None:
+                self._remember(k, tok)
         if tok is not None:
             self.cache_hits += 1
             return tok
-        minted = False
-        if self._durable is not None:
-            tok = self._durable.get(k)  # its entry is already durable: nothing to seal
-        if tok is None:
-            mac = self._backend.mac(canonical_v1(label(domain, sub), value))
-            self.hsm_calls += 1
-            tok = format_token(domain, self._version, mac)
-            minted = True
-        else:
-            self.cache_hits += 1
+        mac = self._backend.mac(canonical_v1(label(domain, sub), value))
+        self.hsm_calls += 1
+        tok = format_token(domain, self._version, mac)
+        self._remember(k, tok)
+        self.pending.append(NewEntry(tok, domain, self._version, value, sub))
+        return tok
+
+    def _remember(self, k: _Key, tok: str) -> None:
         if self._cap:
             if len(self._cache) >= self._cap:
                 _evict_oldest_tenth(self._cache, self._cap)
             self._cache[k] = tok
-        if minted:
-            self.pending.append(NewEntry(tok, domain, self._version, value, sub))
-        return tok
 
     def probe(self) -> None:
         """Raise HsmUnavailable unless the HSM still answers (call before each batch)."""
