@@ -22,7 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.errors import AuditveilError, ConfigError, HsmUnavailable, SinkError
 from pipeline.run.failures import raised_errors
 from pipeline.run.stages import METRICS_NAMESPACE, Pseudonymise, StageConfig
-from pipeline.run.worker import WORKER_EXIT_GRACE_S, worker_command, worker_exit_error
+from pipeline.run.worker import worker_command, worker_exit_error
 from pipeline.sources.files import ReadTask
 
 
@@ -75,6 +75,10 @@ def build_pipeline(tasks: Sequence[ReadTask], config: StageConfig, options: Pipe
         spread = p | "Plan" >> beam.Create(list(tasks)) | "Spread" >> beam.Reshuffle()
     _ = spread | "Pseudonymise" >> Pseudonymise(config)
     return p
+
+
+# Once a worker has exited early, how long the pipeline thread may take to report it itself.
+_WORKER_EXIT_GRACE_S = 5.0
 
 
 def _local_runner(workers: int, exit_file: str) -> Any:
@@ -139,7 +143,7 @@ def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, bea
             # The runner would wait for the lost worker for ever. Unless it never started, give
             # the pipeline thread a moment to fail with its own (more precise) error.
             if not isinstance(early, ConfigError):
-                thread.join(WORKER_EXIT_GRACE_S)
+                thread.join(_WORKER_EXIT_GRACE_S)
             if thread.is_alive():
                 raise early
     seconds = time.perf_counter() - start

@@ -24,8 +24,6 @@ from pipeline.errors import AuditveilError, ConfigError
 
 # Exit status of a worker that cannot import auditveil (see worker_command).
 _CANNOT_IMPORT = 3
-# Once a worker has exited early, how long the pipeline thread may take to report it itself.
-WORKER_EXIT_GRACE_S = 5.0
 
 _WORKER_BOOTSTRAP = """import sys
 try:
