@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -59,12 +60,16 @@ def _visible_ids(out: Path) -> set[str]:
     return ids
 
 
-def _timed_run(cmd: list[str], env: dict[str, str], timeout: float = 1800) -> float:
+def _timed_run(cmd: list[str], env: dict[str, str], timeout: float = 1800) -> tuple[float, dict[str, int]]:
+    """Seconds taken, and the counts of the run's closing ``streamed:`` line."""
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"streaming run failed (exit {done.returncode}): {done.stderr[-2000:]}")
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    closing = [line for line in done.stdout.splitlines() if line.startswith("streamed: ")]
+    counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", closing[-1])} if closing else {}
+    return seconds, counts
 
 
 def measure_stream(work: Path, events_file: Path, n: int, env: dict[str, str], window: int = 10,
@@ -83,11 +88,11 @@ def measure_stream(work: Path, events_file: Path, n: int, env: dict[str, str], w
             topic = broker.create_topic(partitions=2)
             broker.produce(topic, ((i % 2, line) for i, line in enumerate(_lines(events_file, size))))
             out, lookup = work / f"stream-out-{topic}", work / f"stream-lookup-{topic}"
-            timings[size] = _timed_run(
+            timings[size], counts = _timed_run(
                 _command(broker.bootstrap, topic, out, lookup, "--until-end", "--window", str(window),
                          "--group", f"bench-{topic}"), run_env)
             if size == n:
-                result.update(_hsm_use(lookup, n))
+                result.update(_hsm_use(lookup, n, counts))
         small = max(1, n // 10)
         result["wall_seconds"] = {str(k): round(v, 2) for k, v in timings.items()}
         marginal = timings[n] - timings[small]
@@ -105,16 +110,22 @@ def measure_stream(work: Path, events_file: Path, n: int, env: dict[str, str], w
             broker.kill()
 
 
-def _hsm_use(lookup: Path, events: int) -> dict[str, Any]:
-    """HSM calls (= lookup entries written: every call mints one) against distinct tokens."""
+def _hsm_use(lookup: Path, events: int, counts: dict[str, int]) -> dict[str, Any]:
+    """HSM calls (the run's own count) and lookup entries written, against distinct tokens."""
     import pyarrow.parquet as pq
 
     from bench.runs import distinct_tokens
 
-    calls = sum(pq.read_metadata(f).num_rows for f in (lookup / "entries").glob("*.parquet"))
+    calls = counts.get("hsm_calls", 0)
+    entries = sum(pq.read_metadata(f).num_rows for f in (lookup / "entries").glob("*.parquet"))
     distinct = distinct_tokens(lookup)
+
+    def per(x: int) -> float | None:
+        return round(x / distinct, 2) if distinct else None
+
     return {"hsm_calls": calls, "hsm_calls_per_1k_events": round(1000 * calls / events, 1),
-            "distinct_pairs": distinct, "hsm_calls_per_distinct": round(calls / distinct, 2) if distinct else None}
+            "distinct_pairs": distinct, "hsm_calls_per_distinct": per(calls),
+            "lookup_entries": entries, "lookup_entries_per_distinct": per(entries)}
 
 
 def _marker(event_id: str) -> bytes:

@@ -151,5 +151,6 @@ def run_streaming(args: argparse.Namespace, settings: Settings) -> int:
     t = result.totals
     print(f"streamed: events_in={t.get('events_in', 0)} events_out={t.get('events_out', 0)} "
           f"dead_letters={t.get('dead_letters', 0)} duplicates={t.get('duplicates_dropped', 0)} "
-          f"flushes={t.get('flushes', 0)} state={result.state}")
+          f"flushes={t.get('flushes', 0)} hsm_calls={t.get('hsm_calls', 0)} "
+          f"lookup_entries={t.get('lookup_entries', 0)} state={result.state}")
     return 0

@@ -85,18 +85,18 @@ def _acquire_backend(pkcs11: Any) -> Any:
         return backend
 
 
-_DURABLE: dict[tuple[int, int], Any] = {}
+_SHARED_TOKENS: dict[tuple[int, int], Any] = {}
 
 
-def _durable_tokens(key_version: int, cache_size: int) -> Any:
-    """The tokens whose lookup entries the writers of this process have written (one map per
-    key version), so that a value one writer tokenised is not minted again by another."""
-    from pipeline.tokenise import DurableTokens
+def _shared_tokens(key_version: int, cache_size: int) -> Any:
+    """The tokens the writers of this process have minted or made durable (one map per key
+    version), so that a value one writer tokenised is not sent to the HSM again by another."""
+    from pipeline.tokenise import SharedTokens
 
     with _BACKENDS_LOCK:
-        found = _DURABLE.get((key_version, cache_size))
+        found = _SHARED_TOKENS.get((key_version, cache_size))
         if found is None:
-            found = _DURABLE[(key_version, cache_size)] = DurableTokens(key_version, cache_size)
+            found = _SHARED_TOKENS[(key_version, cache_size)] = SharedTokens(key_version, cache_size)
         return found
 
 
@@ -168,7 +168,7 @@ class _WriteExactlyOnce(beam.DoFn):  # type: ignore[misc]
             log.error("the HSM is unavailable; the stream writes nothing until it is back (fail closed)")
             raise
         self._tokeniser: Any = Tokeniser(backend, s.tokenise.cache_size,
-                                         _durable_tokens(backend.key_version, s.tokenise.cache_size))
+                                         _shared_tokens(backend.key_version, s.tokenise.cache_size))
         self._sanitiser = Sanitiser(load_policies(s.pipeline.policy_dir), self._tokeniser)
         self._limits = Limits(s.pipeline.max_record_bytes, s.pipeline.max_decompressed_bytes,
                               s.pipeline.max_depth)

@@ -5,9 +5,13 @@ tenth is evicted. Every token minted by a cache miss is also queued as a *new en
 (token, domain, key version, value) the lookup vault must seal — and drained by the caller.
 
 Several tokenisers of one process (the streaming writers, which Prism runs as threads of one
-process) can share :class:`DurableTokens`: tokens whose entries a caller has already written.
-A token is published there only once its entry is durable, so another tokeniser may hand it
-out at once, without an HSM call and without a second entry.
+process) can share :class:`SharedTokens`. It holds two kinds of token:
+
+- *minted*: a tokeniser has had the HSM compute it, but its entry may not be written yet.
+  Another tokeniser reuses the token without an HSM call, but still queues its own entry, so
+  that its output never depends on another writer's flush succeeding;
+- *durable*: the entry is written. Another tokeniser hands the token out at once, without an
+  HSM call and without a second entry.
 """
 
 from __future__ import annotations
@@ -40,23 +44,35 @@ def _evict_oldest_tenth(cache: dict[_Key, str], cap: int) -> None:
         del cache[old]
 
 
-class DurableTokens:
-    """Tokens whose sealed lookup entries are durable, shared by the tokenisers of one process.
+class SharedTokens:
+    """Tokens shared by the tokenisers of one process: minted ones and durable ones.
 
-    Bounded like a tokeniser's memo (the oldest tenth goes when full); in memory only. Tokens
-    of one key version only: a tokeniser of another version does not use it."""
+    Each kind is bounded like a tokeniser's memo (the oldest tenth goes when full); in memory
+    only. Tokens of one key version only: a tokeniser of another version does not use it."""
 
     def __init__(self, key_version: int, cache_size: int) -> None:
         self.key_version = key_version
         self._cap = cache_size
-        self._tokens: dict[_Key, str] = {}
+        self._minted: dict[_Key, str] = {}
+        self._durable: dict[_Key, str] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._tokens)
+        return len(self._minted) + len(self._durable)
 
-    def get(self, key: _Key) -> str | None:
-        return self._tokens.get(key)
+    def durable(self, key: _Key) -> str | None:
+        return self._durable.get(key)
+
+    def minted(self, key: _Key) -> str | None:
+        return self._minted.get(key)
+
+    def add_minted(self, key: _Key, token: str) -> None:
+        if not self._cap:
+            return
+        with self._lock:
+            if len(self._minted) >= self._cap:
+                _evict_oldest_tenth(self._minted, self._cap)
+            self._minted[key] = token
 
     def publish(self, entries: Iterable[NewEntry]) -> None:
         """Call only after ``entries`` are written: from then on any tokeniser may reuse them."""
@@ -66,18 +82,20 @@ class DurableTokens:
             for e in entries:
                 if e.key_version != self.key_version:
                     continue
-                if len(self._tokens) >= self._cap:
-                    _evict_oldest_tenth(self._tokens, self._cap)
-                self._tokens[(e.domain, e.sub, e.value)] = e.token
+                key = (e.domain, e.sub, e.value)
+                self._minted.pop(key, None)
+                if len(self._durable) >= self._cap:
+                    _evict_oldest_tenth(self._durable, self._cap)
+                self._durable[key] = e.token
 
 
 class Tokeniser:
-    def __init__(self, backend: MacBackend, cache_size: int = 500_000, durable: DurableTokens | None = None) -> None:
+    def __init__(self, backend: MacBackend, cache_size: int = 500_000, shared: SharedTokens | None = None) -> None:
         self._backend = backend
         self._version = backend.key_version
         self._cap = cache_size
         self._cache: dict[_Key, str] = {}
-        self._durable = durable if durable is not None and durable.key_version == self._version else None
+        self._shared = shared if shared is not None and shared.key_version == self._version else None
         self.pending: list[NewEntry] = []
         self.hsm_calls = 0
         self.cache_hits = 0
@@ -95,16 +113,21 @@ class Tokeniser:
         # without building the label on every cache hit.
         k = (domain, sub, value)
         tok = self._cache.get(k)
-        if tok is None and self._durable is not None:
-            tok = self._durable.get(k)  # its entry is already durable: nothing to seal
+        if tok is None and self._shared is not None:
+            tok = self._shared.durable(k)  # its entry is already durable: nothing to seal
             if tok is not None:
                 self._remember(k, tok)
         if tok is not None:
             self.cache_hits += 1
             return tok
-        mac = self._backend.mac(canonical_v1(label(domain, sub), value))
-        self.hsm_calls += 1
-        tok = format_token(domain, self._version, mac)
+        if self._shared is not None and (tok := self._shared.minted(k)) is not None:
+            self.cache_hits += 1  # no HSM call; the entry is still this tokeniser's to seal
+        else:
+            mac = self._backend.mac(canonical_v1(label(domain, sub), value))
+            self.hsm_calls += 1
+            tok = format_token(domain, self._version, mac)
+            if self._shared is not None:
+                self._shared.add_minted(k, tok)
         self._remember(k, tok)
         self.pending.append(NewEntry(tok, domain, self._version, value, sub))
         return tok
@@ -125,9 +148,9 @@ class Tokeniser:
 
     def entries_written(self, entries: Iterable[NewEntry]) -> None:
         """The caller has written ``entries`` durably: tokenisers sharing this one's
-        :class:`DurableTokens` may now hand their tokens out."""
-        if self._durable is not None:
-            self._durable.publish(entries)
+        :class:`SharedTokens` may now hand their tokens out."""
+        if self._shared is not None:
+            self._shared.publish(entries)
 
     def drain(self) -> list[NewEntry]:
         out, self.pending = self.pending, []

@@ -58,43 +58,49 @@ def test_keys_refuse_pickling(local_key: LocalMacBackend) -> None:
         pickle.dumps(local_key)
 
 
-def test_shared_durable_tokens_are_reused_only_once_written(local_key: LocalMacBackend) -> None:
-    from pipeline.tokenise import DurableTokens
+def test_shared_tokens_save_hsm_calls_but_not_entries_until_written(local_key: LocalMacBackend) -> None:
+    from pipeline.tokenise import SharedTokens
 
-    durable = DurableTokens(local_key.key_version, cache_size=100)
-    a = Tokeniser(local_key, cache_size=100, durable=durable)
-    b = Tokeniser(local_key, cache_size=100, durable=durable)
+    shared = SharedTokens(local_key.key_version, cache_size=100)
+    a = Tokeniser(local_key, cache_size=100, shared=shared)
+    b = Tokeniser(local_key, cache_size=100, shared=shared)
     tok = a.tokenise("ctx", "eu-user-1", "customer_id")
-    # Not written yet: b must mint (and seal) its own entry rather than borrow a's token.
+    assert a.hsm_calls == 1
+    # Minted by a but not written yet: b reuses the token without an HSM call, and still seals
+    # its own entry, so that its output does not depend on a's flush.
     assert b.tokenise("ctx", "eu-user-1", "customer_id") == tok
-    assert b.hsm_calls == 1 and len(b.drain()) == 1
+    assert (b.hsm_calls, b.cache_hits) == (0, 1)
+    assert [(e.token, e.domain, e.sub, e.value) for e in b.drain()] == [(tok, "ctx", "customer_id", "eu-user-1")]
     entries = a.drain()
     assert [(e.domain, e.sub, e.value) for e in entries] == [("ctx", "customer_id", "eu-user-1")]
     a.entries_written(entries)
-    c = Tokeniser(local_key, cache_size=100, durable=durable)
+    c = Tokeniser(local_key, cache_size=100, shared=shared)
     assert c.tokenise("ctx", "eu-user-1", "customer_id") == tok
-    assert (c.hsm_calls, c.cache_hits, c.drain()) == (0, 1, [])  # no HSM call, no second entry
+    assert (c.hsm_calls, c.cache_hits, c.drain()) == (0, 1, [])  # written: no HSM call, no second entry
     # The sub-label is part of the key: another context key is another token.
     assert c.tokenise("ctx", "eu-user-1", "order_id") != tok and c.hsm_calls == 1
 
 
-def test_durable_tokens_of_another_key_version_are_not_used(local_key: LocalMacBackend) -> None:
-    from pipeline.tokenise import DurableTokens
+def test_shared_tokens_of_another_key_version_are_not_used(local_key: LocalMacBackend) -> None:
+    from pipeline.tokenise import SharedTokens
 
-    other = DurableTokens(local_key.key_version + 1, cache_size=100)
-    t = Tokeniser(local_key, cache_size=100, durable=other)
+    other = SharedTokens(local_key.key_version + 1, cache_size=100)
+    t = Tokeniser(local_key, cache_size=100, shared=other)
     t.tokenise("usr", "alice")
     t.entries_written(t.drain())
-    assert other.get(("usr", "", "alice")) is None
+    assert other.durable(("usr", "", "alice")) is None and other.minted(("usr", "", "alice")) is None
+    assert len(other) == 0
 
 
-def test_durable_tokens_are_bounded(local_key: LocalMacBackend) -> None:
-    from pipeline.tokenise import DurableTokens
+def test_shared_tokens_are_bounded(local_key: LocalMacBackend) -> None:
+    from pipeline.tokenise import SharedTokens
 
-    durable = DurableTokens(local_key.key_version, cache_size=10)
-    t = Tokeniser(local_key, cache_size=10, durable=durable)
+    shared = SharedTokens(local_key.key_version, cache_size=10)
+    t = Tokeniser(local_key, cache_size=10, shared=shared)
     for i in range(50):
         t.tokenise("ip", f"203.0.113.{i}")
-        t.entries_written(t.drain())
-    assert len(durable) <= 10
-    assert durable.get(("ip", "", "203.0.113.49")) is not None
+        if i % 2:
+            t.entries_written(t.drain())  # every second value's entry is written at once
+    assert len(shared) <= 20
+    key = ("ip", "", "203.0.113.49")
+    assert shared.durable(key) is not None and shared.minted(key) is None  # promoted once written
