@@ -10,7 +10,10 @@ Steps (each can be skipped):
 4. a Vault audit workload (``bench/gen_vault.py``);
 5. memory: one run over ``--memory-events`` events (default 2,000,000) and its peak RSS;
 6. streaming: sustained events/s and produce-to-visible delay on a local Kafka broker
-   (``bench/stream.py``; skipped when Kafka or Prism is not installed).
+   (``bench/stream.py``; skipped when Kafka or Prism is not installed);
+7. floor: the costs no implementation can avoid here (``import apache_beam``, one HSM call per
+   distinct value, decoding the input) and the ceiling ratio they leave (``bench/floor.py``);
+   it uses the CloudTrail step's results, from this invocation or an earlier one.
 
 ``--steps`` picks steps; results of earlier invocations in the same work directory are kept
 in ``results.json`` and only the steps run now are replaced.
@@ -33,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, workloads
+from bench.floor import describe, measure_floor
 from bench.runs import REFERENCE, REPO, RunResult, run_auditveil, run_baseline
 
-STEPS = ("startup", "cloudtrail", "cardinality", "vault", "memory", "stream")
+STEPS = ("startup", "cloudtrail", "cardinality", "vault", "memory", "stream", "floor")
 
 
 def _ints(text: str) -> list[int]:
@@ -211,6 +215,16 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"  {stream}")
             results["stream"] = stream
 
+    if "floor" in a.steps:
+        _say("\n[7] floor: unavoidable costs on this machine, and the ceiling they leave")
+        floor = _floor(results, work, a.events, env, a.workers)
+        if floor is None:
+            _say(f"  skipped: no CloudTrail results for {a.events:,} events yet (run the cloudtrail step)")
+        else:
+            for line in describe(floor):
+                _say(line)
+            results["floor"] = floor
+
     _say("\nResults (ratio = auditveil events/s ÷ baseline events/s, medians; cpu ratio = the same per CPU-second "
          "of the whole process tree)\n")
     # Steps not run now keep their rows from an earlier invocation in the same work directory.
@@ -228,6 +242,17 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"chart: {a.chart}")
     _say(f"results: {out}")
     return 0
+
+
+def _floor(results: dict[str, Any], work: Path, events: int, env: dict[str, str],
+           workers: list[int]) -> dict[str, Any] | None:
+    runs = [r for r in results.get("runs", []) if r["workload"] == "cloudtrail" and r["events"] == events]
+    base = [r["wall_s"] for r in runs if r["what"] == "baseline"]
+    distinct = [r["distinct_pairs"] for r in runs if r["what"] == "auditveil" and r["workers"] == 1]
+    if not base or not distinct:
+        return None
+    return measure_floor(workloads.cloudtrail(work, events), events, max(distinct), report.median(base), env,
+                         workers)
 
 
 if __name__ == "__main__":
