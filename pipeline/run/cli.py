@@ -59,7 +59,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, default="auto",
                    help="input format, detected per file or line by default")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes (default: pipeline.workers, 0 = one per core)")
+                   help="worker processes (default: pipeline.workers; 0 = automatic: one per core, "
+                        "fewer for inputs too small to pay for a worker's ~1.5 s start-up)")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="s3:// inputs: only export days on or after")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="s3:// inputs: only export days on or before")
     p.add_argument("--account", action="append", default=[], metavar="ID",
@@ -136,10 +137,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
     check_locations(args.out, args.lookup)
     check_jurisdiction(settings, args)
-    workers = default_workers(args.workers if args.workers is not None else settings.pipeline.workers)
+    configured = args.workers if args.workers is not None else settings.pipeline.workers
     summary = run_job(
-        settings, plan_inputs(args, settings, workers), args.out, args.lookup, args.format,
-        workers=workers, progress=not args.no_progress, beam_args=beam_args(args),
+        settings, plan_inputs(args, settings, default_workers(configured)), args.out, args.lookup, args.format,
+        workers=configured, progress=not args.no_progress, beam_args=beam_args(args),
     )
     print(summary.render())
     if args.summary_json:
@@ -163,7 +164,7 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
     check_writable(out)  # a missing bucket or bad credentials: one clear line, before any work
     check_writable(resolve(lookup_uri, settings.storage))
     der = custodian_key(settings)  # fail closed before any work
-    n = default_workers(workers if workers is not None else settings.pipeline.workers)
+    n = default_workers(workers if workers is not None else settings.pipeline.workers, plan.json_bytes)
     n = max(1, min(n, len(plan.tasks) or 1))
     with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
         # Workers never get the custodian PIN: they seal with the public key only.

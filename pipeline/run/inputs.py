@@ -11,6 +11,9 @@ from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.sources.files import ReadTask, discover
 
+# A gzip input holds about this many times its size in JSON (CloudTrail exports: 8-15x).
+GZIP_EXPANSION = 8
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -21,6 +24,12 @@ class Plan:
     # many were skipped because an earlier run already processed them (same ETag).
     to_record: tuple[Any, ...] = ()
     already_processed: int = 0
+
+    @property
+    def json_bytes(self) -> int:
+        """About how many bytes of JSON the run will decode (a ``.gz`` input counts at
+        ``GZIP_EXPANSION`` times its size): what sizes the default number of workers."""
+        return sum(t.size * (GZIP_EXPANSION if t.path.endswith(".gz") else 1) for t in self.tasks)
 
 
 def _date(value: str | None, option: str) -> dt.date | None:

@@ -34,6 +34,7 @@ def test_shared_fixtures_end_to_end(tmp_path: Path, fixtures_dir: Path, pipeline
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     s = json.loads(summary.read_text())
+    assert s["workers"] == 1  # by default: a few MB do not pay for a second worker's start-up
     assert s["events_in"]["cloudtrail"] == s["events_out"]["cloudtrail"] >= 40
     assert s["dead_letters"].get("json", 0) >= 1  # SerializerTestFileBadJsonFormat.json
     assert s["tokens_minted"] == s["lookup_entries"] > 0

@@ -32,3 +32,25 @@ def test_shares_balance_bytes_not_task_counts() -> None:
 
 def test_fewer_tasks_than_workers_leaves_no_empty_share() -> None:
     assert balanced_shares([_task(0, 5)], 4) == [[_task(0, 5)]]
+
+
+def test_default_workers_are_sized_by_the_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.run.batch import JSON_BYTES_PER_EXTRA_WORKER as STEP
+    from pipeline.run.batch import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert default_workers(0) == 4  # input not known yet: one per core
+    assert default_workers(0, 0) == 1
+    assert default_workers(0, STEP - 1) == 1  # too small to pay for a second worker's start-up
+    assert default_workers(0, STEP) == 2
+    assert default_workers(0, 3 * STEP) == 4
+    assert default_workers(0, 100 * STEP) == 4  # never more than the cores
+    assert default_workers(3, 0) == 3  # a configured count is taken as it is
+
+
+def test_a_plan_counts_gzip_inputs_at_their_json_size() -> None:
+    from pipeline.run.inputs import GZIP_EXPANSION, Plan
+
+    plain = ReadTask("/in/a.jsonl", 0, -1, 1, "a.jsonl", 1000)
+    packed = ReadTask("/in/b.json.gz", 0, -1, 1, "b.json.gz", 100)
+    assert Plan((plain, packed), 1100, 0).json_bytes == 1000 + 100 * GZIP_EXPANSION
