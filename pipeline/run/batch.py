@@ -8,8 +8,7 @@ same pipeline elsewhere (FlinkRunner, PrismRunner, …).
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +20,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.errors import AuditveilError, ConfigError, HsmUnavailable, SinkError
 from pipeline.run.failures import raised_errors
+from pipeline.run.sizing import runs_locally
 from pipeline.run.stages import METRICS_NAMESPACE, Pseudonymise, StageConfig
-from pipeline.run.worker import worker_command, worker_exit_error
+from pipeline.run.worker import WarmWorkers, worker_exit_error
 from pipeline.sources.files import ReadTask
 
 
@@ -35,7 +35,7 @@ class BatchResult:
 
 def pipeline_options(workers: int, beam_args: Sequence[str] = ()) -> PipelineOptions:
     opts: dict[str, Any] = {}
-    if not any(a.startswith("--runner") for a in beam_args):
+    if runs_locally(beam_args):
         # The worker processes come from _local_runner's environment, not from Beam's
         # multi_processing mode, so that they start with auditveil's safe logging.
         opts["direct_num_workers"] = workers
@@ -81,14 +81,14 @@ def build_pipeline(tasks: Sequence[ReadTask], config: StageConfig, options: Pipe
 _WORKER_EXIT_GRACE_S = 5.0
 
 
-def _local_runner(workers: int, exit_file: str) -> Any:
-    """Beam's FnApiRunner; with several workers, each is a subprocess of pipeline.run.worker."""
+def _local_runner(warm: WarmWorkers | None) -> Any:
+    """Beam's FnApiRunner; with ``warm`` workers, its workers are those processes."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.transforms import environments
 
-    if workers <= 1:
+    if warm is None:
         return fn_runner.FnApiRunner()
-    env = environments.SubprocessSDKEnvironment.from_command_string(worker_command(exit_file))
+    env = environments.SubprocessSDKEnvironment.from_command_string(warm.command())
     return fn_runner.FnApiRunner(default_environment=env)
 
 
@@ -111,17 +111,24 @@ def _translate(exc: BaseException) -> AuditveilError:
 
 
 def run_batch(tasks: Sequence[ReadTask], config: StageConfig, *, workers: int, beam_args: Sequence[str] = (),
-              on_tick: Callable[[], None] | None = None) -> BatchResult:
-    """Run the pipeline to completion; ``on_tick`` is called about twice a second meanwhile."""
-    with tempfile.TemporaryDirectory(prefix="auditveil-workers-") as run_dir:
-        return _run_batch(tasks, config, workers, beam_args, on_tick, os.path.join(run_dir, "exits"))
+              on_tick: Callable[[], None] | None = None, warm: WarmWorkers | None = None) -> BatchResult:
+    """Run the pipeline to completion; ``on_tick`` is called about twice a second meanwhile.
+
+    On the local runner with several workers, ``warm`` are their processes, started early by
+    the caller (see run/worker.py); without it they are started here."""
+    local = runs_locally(beam_args)
+    with contextlib.ExitStack() as stack:
+        if local and workers > 1 and warm is None:
+            warm = stack.enter_context(WarmWorkers(workers))
+        return _run_batch(tasks, config, workers, beam_args, on_tick, warm if local and workers > 1 else None)
 
 
 def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, beam_args: Sequence[str],
-               on_tick: Callable[[], None] | None, exit_file: str) -> BatchResult:
+               on_tick: Callable[[], None] | None, warm: WarmWorkers | None) -> BatchResult:
     options = pipeline_options(workers, beam_args)
-    runner = None if any(a.startswith("--runner") for a in beam_args) else _local_runner(workers, exit_file)
-    p = build_pipeline(tasks, config, options, runner, workers if runner is not None else 0)
+    local = runs_locally(beam_args)
+    runner = _local_runner(warm) if local else None
+    p = build_pipeline(tasks, config, options, runner, workers if local else 0)
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -139,7 +146,8 @@ def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, bea
         thread.join(0.5)
         if on_tick is not None:
             on_tick()
-        if thread.is_alive() and (early := worker_exit_error(exit_file)) is not None:
+        if thread.is_alive() and warm is not None and (
+                early := worker_exit_error(warm.exit_file, warm.exit_codes())) is not None:
             # The runner would wait for the lost worker for ever. Unless it never started, give
             # the pipeline thread a moment to fail with its own (more precise) error.
             if not isinstance(early, ConfigError):
@@ -164,21 +172,3 @@ def collect_counters(result: Any) -> dict[str, int]:
         value = c.committed if c.committed is not None else c.attempted
         counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
     return counters
-
-
-# Each worker process beyond the first costs about 1.5 s here before it does any work (it
-# imports Beam and auditveil while the driver waits). Measured on 2 cores: over 20k CloudTrail
-# events (22 MB) two workers took 4.9 s and one 3.3-3.5 s; over 100k (108 MB) two took 5.9-6.9 s
-# and one 7.1-7.8 s. So by default another worker is added per this much JSON input.
-JSON_BYTES_PER_EXTRA_WORKER = 48 * 1024 * 1024
-
-
-def default_workers(configured: int, json_bytes: int | None = None) -> int:
-    """``configured`` if set (> 0); else one per core, but, given the input's size in bytes of
-    JSON, no more than pay for their start-up."""
-    if configured > 0:
-        return configured
-    cores = max(1, os.cpu_count() or 1)
-    if json_bytes is None:
-        return cores
-    return max(1, min(cores, 1 + json_bytes // JSON_BYTES_PER_EXTRA_WORKER))

@@ -6,19 +6,32 @@ Python object and file descriptor 2, for C libraries too) goes to /dev/null, and
 handler writes to the real stderr: errors only, one line naming the exception class. The driver
 reports the failure to the user (see run/batch.py).
 
-The driver starts each worker with :func:`worker_command` and, while the run lasts, asks
-:func:`worker_exit_error` whether one has exited: Beam's FnApiRunner itself would wait for a
-lost worker for ever. A worker ends itself when the driver is gone (:func:`exit_with`).
+**Started early.** Each worker imports Beam and auditveil, about 1.2 s, so the driver starts
+them (:class:`WarmWorkers`) before it imports Beam itself and builds the pipeline; each then
+waits on a private Unix socket. Beam's runner still launches one command per worker
+(:meth:`WarmWorkers.command`): a small process that hands the runner's endpoints to a waiting
+worker and exits with that worker's status once it ends, so Beam's process bookkeeping stays
+as it is.
+
+While the run lasts, the driver asks :func:`worker_exit_error` whether a worker has exited:
+Beam's FnApiRunner itself would wait for a lost worker for ever. A worker ends itself when the
+driver is gone (:func:`exit_with`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from types import TracebackType
 
 from pipeline.errors import AuditveilError, ConfigError
 
@@ -27,36 +40,104 @@ _CANNOT_IMPORT = 3
 
 _WORKER_BOOTSTRAP = """import sys
 try:
-    from pipeline.run.worker import main
+    from pipeline.run.worker import wait_for_work
 except ImportError:
     sys.stderr.write("auditveil worker: cannot import auditveil in this Python (not installed?)\\n")
     sys.exit(%d)
-main(driver_pid=%d)
+wait_for_work(listen_fd=%d, driver_pid=%d, run_dir=%r)
+"""
+
+# What Beam's runner starts per worker: hands its endpoints (the environment variables the SDK
+# harness reads) to a waiting worker, then exits with that worker's exit status.
+_HAND_OFF = """import json, os, signal, socket, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: end quietly, as the worker does
+keys = ("CONTROL_API_SERVICE_DESCRIPTOR", "LOGGING_API_SERVICE_DESCRIPTOR", "STATUS_API_SERVICE_DESCRIPTOR",
+        "PIPELINE_OPTIONS", "PIPELINE_OPTIONS_FILE", "WORKER_ID", "SEMI_PERSISTENT_DIRECTORY", "RUNNER_CAPABILITIES")
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    s.sendall(json.dumps({k: os.environ[k] for k in keys if k in os.environ}).encode() + b"\\n")
+    status = s.makefile("rb").read().strip()
+except OSError:
+    sys.exit(1)
+sys.exit(int(status) if status.isdigit() else 1)
 """
 
 
-def worker_command(exit_file: str) -> str:
-    """The shell command of one worker process, run by the driver (this process). The shell
-    records the worker's exit status in ``exit_file`` if it fails (see ``worker_exit_error``);
-    the worker ends itself when the driver is gone."""
-    bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, os.getpid())
-    return (f"{shlex.quote(sys.executable)} -P -c {shlex.quote(bootstrap)} "
-            f"|| {{ echo $? >> {shlex.quote(exit_file)}; }} 2>/dev/null")
+class WarmWorkers:
+    """``count`` worker processes, started now, each waiting for the runner's hand-off.
+
+    A context manager: on leaving, workers still alive are stopped and the private folder (the
+    socket and the exit-status file) is removed."""
+
+    def __init__(self, count: int) -> None:
+        self._dir = tempfile.mkdtemp(prefix="auditveil-workers-")
+        self.socket_path = os.path.join(self._dir, "hand-off")
+        self.exit_file = os.path.join(self._dir, "exits")
+        self._closed = False
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.socket_path)
+        self._listener.listen(count)
+        fd = self._listener.fileno()
+        bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, fd, os.getpid(), self._dir)
+        self._procs = [
+            subprocess.Popen([sys.executable, "-P", "-c", bootstrap], pass_fds=(fd,), stdin=subprocess.DEVNULL)
+            for _ in range(count)
+        ]
+
+    def command(self) -> str:
+        """The shell command Beam runs per worker. The shell records a failed hand-off's exit
+        status in ``exit_file`` (see :func:`worker_exit_error`)."""
+        return (f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(_HAND_OFF)} {shlex.quote(self.socket_path)} "
+                f"|| {{ echo $? >> {shlex.quote(self.exit_file)}; }} 2>/dev/null")
+
+    def exit_codes(self) -> list[int]:
+        """Exit statuses of workers that have failed so far (a signal N as 128 + N); none once
+        :meth:`close` has stopped them."""
+        if self._closed:
+            return []
+        codes = [p.poll() for p in self._procs]
+        return [128 - c if c < 0 else c for c in codes if c]
+
+    def close(self) -> None:
+        self._closed = True
+        for p in self._procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self._procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self._listener.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> WarmWorkers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
-def worker_exit_error(exit_file: str) -> AuditveilError | None:
-    """The error for a worker process that exited before the run finished, if one did."""
+def worker_exit_error(exit_file: str, codes: list[int] | None = None) -> AuditveilError | None:
+    """The error for a worker process that exited before the run finished, if one did: its
+    exit status in ``codes`` (the workers' own) or recorded in ``exit_file`` (a hand-off's)."""
+    codes = list(codes or [])
     try:
         with open(exit_file) as fh:
-            codes = [int(x) for x in fh.read().split() if x.isdigit()]
+            codes += [int(x) for x in fh.read().split() if x.isdigit()]
     except FileNotFoundError:
+        pass
+    if not codes:
         return None
     if _CANNOT_IMPORT in codes:
         return ConfigError(
             "a worker process could not import auditveil: install it for this Python "
             "(scripts/setup.sh, or pip install -e . in the repository), or run with --workers 1"
         )
-    code = codes[0] if codes else 0
+    code = codes[0]
     how = f"signal {code - 128}" if code > 128 else f"exit status {code}"
     return AuditveilError(
         f"a worker process stopped unexpectedly ({how}); auditveil stopped. Files already written "
@@ -84,9 +165,10 @@ def quiet_logging() -> None:
     root.handlers[:] = [handler]
 
 
-def exit_with(driver_pid: int, every: float = 1.0) -> None:
+def exit_with(driver_pid: int, run_dir: str = "", every: float = 1.0) -> None:
     """End this process soon after the driver's: Beam's harness would otherwise retry the dead
-    control channel for ever, an orphan per worker after a driver was killed."""
+    control channel for ever, an orphan per worker after a driver was killed. A driver killed
+    outright cannot remove its private folder (``run_dir``): the workers do."""
 
     def watch() -> None:
         while True:
@@ -94,6 +176,8 @@ def exit_with(driver_pid: int, every: float = 1.0) -> None:
             try:
                 os.kill(driver_pid, 0)
             except ProcessLookupError:
+                if run_dir:
+                    shutil.rmtree(run_dir, ignore_errors=True)
                 os._exit(1)
             except PermissionError:
                 pass  # alive, under another user (a reused pid cannot be told apart)
@@ -101,14 +185,44 @@ def exit_with(driver_pid: int, every: float = 1.0) -> None:
     threading.Thread(target=watch, name="auditveil-driver-watch", daemon=True).start()
 
 
-def main(driver_pid: int = 0) -> None:
+def wait_for_work(listen_fd: int, driver_pid: int, run_dir: str = "") -> None:
+    """A warm worker: import what the harness and auditveil's stages need, wait for the
+    runner's endpoints, run the SDK harness, and report its exit status to the hand-off."""
     quiet_logging()
-    if driver_pid > 0:
-        exit_with(driver_pid)
+    exit_with(driver_pid, run_dir)
     from apache_beam.runners.worker import sdk_worker_main
 
-    sdk_worker_main.main(sys.argv)
+    import pipeline.run.stages
+    import pipeline.sanitise
+    import pipeline.sinks
+    import pipeline.tokenise  # noqa: F401
+
+    listener = socket.socket(fileno=listen_fd)
+    conn, _ = listener.accept()
+    listener.close()
+    with conn, conn.makefile("rb") as reader:
+        os.environ.update(json.loads(reader.readline()))
+        threading.Thread(target=_end_if_abandoned, args=(conn,), name="auditveil-hand-off", daemon=True).start()
+        status = 0
+        try:
+            sdk_worker_main.main(sys.argv)
+        except SystemExit as stop:
+            status = 0 if stop.code in (None, 0) else 1
+        except BaseException:
+            status = 1
+            logging.getLogger(__name__).error("the SDK harness failed", exc_info=True)
+        try:
+            conn.sendall(b"%d\n" % status)
+        except OSError:
+            pass
+    sys.exit(status)
 
 
-if __name__ == "__main__":
-    main()
+def _end_if_abandoned(conn: socket.socket) -> None:
+    """The runner stops a worker by killing the process it started (the hand-off): end too."""
+    try:
+        while conn.recv(1):
+            pass
+    except OSError:
+        pass
+    os._exit(0)

@@ -10,6 +10,7 @@ is complete.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,12 +96,21 @@ def test_workers_end_when_the_driver_is_killed(operator_env: dict[str, str], tmp
                  "two worker processes")
         assert run.proc.poll() is None, f"the run ended early: {run.output()[-2000:]}"
         workers = _worker_pids(run.proc.pid)
+        folders = {m for pid in workers for m in re.findall(r"run_dir='([^']+)'", _cmdline(pid))}
+        assert len(folders) == 1
+        folder = Path(folders.pop())
+        assert folder.is_dir()
         os.kill(run.proc.pid, signal.SIGKILL)  # the driver only, as a supervisor's kill -9 would
         run.proc.wait(timeout=30)
         wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers), 30,
                  "the worker processes to end")
+        assert not folder.exists()  # the driver could not remove its private folder: they did
     finally:
         run.kill()
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def _state(pid: int) -> str:

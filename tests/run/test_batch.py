@@ -35,8 +35,8 @@ def test_fewer_tasks_than_workers_leaves_no_empty_share() -> None:
 
 
 def test_default_workers_are_sized_by_the_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.run.batch import JSON_BYTES_PER_EXTRA_WORKER as STEP
-    from pipeline.run.batch import default_workers
+    from pipeline.run.sizing import JSON_BYTES_PER_EXTRA_WORKER as STEP
+    from pipeline.run.sizing import default_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert default_workers(0) == 4  # input not known yet: one per core
