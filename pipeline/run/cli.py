@@ -64,7 +64,7 @@ def add_commands(sub: Any) -> None:
                    help="input format, detected per file or line by default")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: pipeline.workers; 0 = automatic: one per core, "
-                        "fewer for inputs too small to pay for a worker's ~1.5 s start-up)")
+                        "fewer for inputs too small to pay for a worker's ~1 s start-up)")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="s3:// inputs: only export days on or after")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="s3:// inputs: only export days on or before")
     p.add_argument("--account", action="append", default=[], metavar="ID",

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 from pipeline.run.inputs import Plan
 
-# Each worker process beyond the first costs about 1.5 s here before it does any work (it
-# imports Beam and auditveil). Measured on 2 cores: over 20k CloudTrail events (22 MB) two
-# workers took 4.9 s and one 3.3-3.5 s; over 100k (108 MB) two took 5.9-6.9 s and one
-# 7.1-7.8 s. So by default another worker is added per this much JSON input.
-JSON_BYTES_PER_EXTRA_WORKER = 48 * 1024 * 1024
+# Each worker process beyond the first costs about a second here before it does any work (it
+# imports Beam and auditveil; see run/worker.py). Measured on 2 cores, three runs each: 20k
+# CloudTrail events (22 MB) took 3.3-3.6 s on one worker and 4.4-4.6 s on two; 50k (54 MB)
+# 5.1-5.4 s on one and 5.3-6.1 s on two; 100k (108 MB) 7.1-7.8 s on one and 5.9-6.9 s on two.
+# So by default another worker is added per this much JSON input.
+JSON_BYTES_PER_EXTRA_WORKER = 64 * 1024 * 1024
 
 
 def default_workers(configured: int, json_bytes: int | None = None) -> int:
