@@ -152,6 +152,11 @@ class _Sanitise(beam.DoFn):  # type: ignore[misc]
     def process(self, chunk: Chunk) -> Iterator[SanitisedChunk]:
         calls, hits = self._tokeniser.hsm_calls, self._tokeniser.cache_hits
         batch = self._sanitiser.sanitise(chunk.records)
+        # Done with the records: free them now, while the collector is still paused. The runner
+        # keeps a reference to its last input element, so they would otherwise outlive the
+        # pause and the collector's first pass after it would walk all of them (60-80 ms a
+        # task). Nothing reads a chunk twice: it goes to this stage only, once.
+        chunk.records = []
         counts = chunk.counts + batch.counts
         counts["hsm_calls"] += self._tokeniser.hsm_calls - calls
         counts["cache_hits"] += self._tokeniser.cache_hits - hits
