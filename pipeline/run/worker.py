@@ -38,7 +38,8 @@ from pipeline.errors import AuditveilError, ConfigError
 # Exit status of a worker that cannot import auditveil (see worker_command).
 _CANNOT_IMPORT = 3
 
-_WORKER_BOOTSTRAP = """import sys
+_WORKER_BOOTSTRAP = """import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops its workers
 try:
     from pipeline.run.worker import wait_for_work
 except ImportError:

@@ -118,3 +118,29 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, IndexError):
         return "Z"
+
+
+def test_ctrl_c_stops_the_run_and_its_workers(operator_env: dict[str, str], tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_fault_inputs(inputs, files=8, events=2500)
+    out, lookup = tmp_path / "out", tmp_path / "lookup"
+    run = Running(operator_env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log")
+    try:
+        wait_for(lambda: len(event_files(out)) >= 1 or run.proc.poll() is not None, 240, "the first Parquet file")
+        assert run.proc.poll() is None, f"the run ended early: {run.output()[-2000:]}"
+        workers = _worker_pids(run.proc.pid)
+        assert len(workers) == 2
+        folder = Path(re.findall(r"run_dir='([^']+)'", _cmdline(workers[0]))[0])
+        os.killpg(run.proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+        code = run.proc.wait(timeout=60)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers), 30,
+                 "the worker processes to end")
+        assert not folder.exists()
+    finally:
+        run.kill()
+    text = run.output()
+    assert code == 130, text[-2000:]
+    assert "Traceback" not in text
+    for p in event_files(out):
+        pq.read_table(p)  # what became visible is complete
+    assert event_tokens(out) <= lookup_tokens(lookup)
