@@ -61,14 +61,43 @@ def _worker_pids(session: int) -> list[int]:
     return pids
 
 
-def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp_path: Path) -> None:
+def _long_run(env: dict[str, str], tmp_path: Path) -> tuple[Running, Path, Path]:
+    """A 2-worker run long enough to be caught mid-run (its output and lookup folders too)."""
     inputs = tmp_path / "in"
-    write_fault_inputs(inputs, files=8, events=2500)  # long enough to be caught mid-run
+    write_fault_inputs(inputs, files=8, events=2500)
     out, lookup = tmp_path / "out", tmp_path / "lookup"
-    run = Running(operator_env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log")
+    return Running(env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log"), out, lookup
+
+
+def _mid_run(run: Running, out: Path) -> None:
+    wait_for(lambda: len(event_files(out)) >= 1 or run.proc.poll() is not None, 240, "the first Parquet file")
+    assert run.proc.poll() is None, f"the run ended early: {run.output()[-2000:]}"
+
+
+def _run_folder(workers: list[int]) -> Path:
+    """The run's private folder (the workers' hand-off socket), named on their command lines."""
+    folders = {m for pid in workers for m in re.findall(r"run_dir='([^']+)'", _cmdline(pid))}
+    assert len(folders) == 1
+    folder = Path(folders.pop())
+    assert folder.is_dir()
+    return folder
+
+
+def _ended(workers: list[int]) -> None:
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers), 30,
+             "the worker processes to end")
+
+
+def _complete(out: Path, lookup: Path) -> None:
+    for p in event_files(out):
+        pq.read_table(p)  # what became visible is complete
+    assert event_tokens(out) <= lookup_tokens(lookup)
+
+
+def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp_path: Path) -> None:
+    run, out, lookup = _long_run(operator_env, tmp_path)
     try:
-        wait_for(lambda: len(event_files(out)) >= 1 or run.proc.poll() is not None, 240, "the first Parquet file")
-        assert run.proc.poll() is None, f"the run ended before the kill: {run.output()[-2000:]}"
+        _mid_run(run, out)
         victims = _worker_pids(run.proc.pid)
         assert victims, "no worker process found"
         os.kill(victims[0], signal.SIGKILL)  # as the kernel's OOM killer would
@@ -81,32 +110,42 @@ def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp
     assert "a worker process stopped unexpectedly (signal 9)" in text
     assert "re-run the same command to finish" in text
     assert "Traceback" not in text
-    for p in event_files(out):
-        pq.read_table(p)  # what became visible is complete
-    assert event_tokens(out) <= lookup_tokens(lookup)
+    _complete(out, lookup)
 
 
 def test_workers_end_when_the_driver_is_killed(operator_env: dict[str, str], tmp_path: Path) -> None:
-    inputs = tmp_path / "in"
-    write_fault_inputs(inputs, files=8, events=2500)
-    out, lookup = tmp_path / "out", tmp_path / "lookup"
-    run = Running(operator_env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log")
+    run, _, _ = _long_run(operator_env, tmp_path)
     try:
         wait_for(lambda: len(_worker_pids(run.proc.pid)) == 2 or run.proc.poll() is not None, 120,
                  "two worker processes")
         assert run.proc.poll() is None, f"the run ended early: {run.output()[-2000:]}"
         workers = _worker_pids(run.proc.pid)
-        folders = {m for pid in workers for m in re.findall(r"run_dir='([^']+)'", _cmdline(pid))}
-        assert len(folders) == 1
-        folder = Path(folders.pop())
-        assert folder.is_dir()
+        folder = _run_folder(workers)
         os.kill(run.proc.pid, signal.SIGKILL)  # the driver only, as a supervisor's kill -9 would
         run.proc.wait(timeout=30)
-        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers), 30,
-                 "the worker processes to end")
+        _ended(workers)
         assert not folder.exists()  # the driver could not remove its private folder: they did
     finally:
         run.kill()
+
+
+def test_ctrl_c_stops_the_run_and_its_workers(operator_env: dict[str, str], tmp_path: Path) -> None:
+    run, out, lookup = _long_run(operator_env, tmp_path)
+    try:
+        _mid_run(run, out)
+        workers = _worker_pids(run.proc.pid)
+        assert len(workers) == 2
+        folder = _run_folder(workers)
+        os.killpg(run.proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+        code = run.proc.wait(timeout=60)
+        _ended(workers)
+        assert not folder.exists()
+    finally:
+        run.kill()
+    text = run.output()
+    assert code == 130, text[-2000:]
+    assert "Traceback" not in text
+    _complete(out, lookup)
 
 
 def _cmdline(pid: int) -> str:
@@ -118,29 +157,3 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, IndexError):
         return "Z"
-
-
-def test_ctrl_c_stops_the_run_and_its_workers(operator_env: dict[str, str], tmp_path: Path) -> None:
-    inputs = tmp_path / "in"
-    write_fault_inputs(inputs, files=8, events=2500)
-    out, lookup = tmp_path / "out", tmp_path / "lookup"
-    run = Running(operator_env, run_args(inputs, out, lookup, "--workers", "2"), tmp_path / "run.log")
-    try:
-        wait_for(lambda: len(event_files(out)) >= 1 or run.proc.poll() is not None, 240, "the first Parquet file")
-        assert run.proc.poll() is None, f"the run ended early: {run.output()[-2000:]}"
-        workers = _worker_pids(run.proc.pid)
-        assert len(workers) == 2
-        folder = Path(re.findall(r"run_dir='([^']+)'", _cmdline(workers[0]))[0])
-        os.killpg(run.proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
-        code = run.proc.wait(timeout=60)
-        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers), 30,
-                 "the worker processes to end")
-        assert not folder.exists()
-    finally:
-        run.kill()
-    text = run.output()
-    assert code == 130, text[-2000:]
-    assert "Traceback" not in text
-    for p in event_files(out):
-        pq.read_table(p)  # what became visible is complete
-    assert event_tokens(out) <= lookup_tokens(lookup)
