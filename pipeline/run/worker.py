@@ -65,6 +65,20 @@ sys.exit(int(status) if status.isdigit() else 1)
 """
 
 
+# A Unix socket's path must fit in 108 bytes; a deep TMPDIR would not leave room.
+_SOCKET_PATH_MAX = 100
+
+
+def _private_dir() -> str:
+    """A new folder only this user can enter (mode 0700), in TMPDIR, or in /tmp if the socket's
+    path in TMPDIR would be too long."""
+    folder = tempfile.mkdtemp(prefix="auditveil-workers-")
+    if len(os.path.join(folder, "hand-off").encode()) <= _SOCKET_PATH_MAX:
+        return folder
+    os.rmdir(folder)
+    return tempfile.mkdtemp(prefix="auditveil-workers-", dir="/tmp")
+
+
 class WarmWorkers:
     """``count`` worker processes, started now, each waiting for the runner's hand-off.
 
@@ -72,19 +86,27 @@ class WarmWorkers:
     socket and the exit-status file) is removed."""
 
     def __init__(self, count: int) -> None:
-        self._dir = tempfile.mkdtemp(prefix="auditveil-workers-")
-        self.socket_path = os.path.join(self._dir, "hand-off")
-        self.exit_file = os.path.join(self._dir, "exits")
         self._closed = False
+        self._dir = ""
+        self._procs: list[subprocess.Popen[bytes]] = []
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.socket_path)
-        self._listener.listen(count)
-        fd = self._listener.fileno()
-        bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, fd, os.getpid(), self._dir)
-        self._procs = [
-            subprocess.Popen([sys.executable, "-P", "-c", bootstrap], pass_fds=(fd,), stdin=subprocess.DEVNULL)
-            for _ in range(count)
-        ]
+        try:
+            self._dir = _private_dir()
+            self.socket_path = os.path.join(self._dir, "hand-off")
+            self.exit_file = os.path.join(self._dir, "exits")
+            self._listener.bind(self.socket_path)
+            self._listener.listen(count)
+            fd = self._listener.fileno()
+            bootstrap = _WORKER_BOOTSTRAP % (_CANNOT_IMPORT, fd, os.getpid(), self._dir)
+            for _ in range(count):
+                self._procs.append(subprocess.Popen([sys.executable, "-P", "-c", bootstrap], pass_fds=(fd,),
+                                                    stdin=subprocess.DEVNULL))
+        except OSError as exc:
+            self.close()
+            raise ConfigError(
+                f"cannot start the worker processes ({type(exc).__name__}): check that the temporary "
+                "folder (TMPDIR) is writable and the process limit, or run with --workers 1"
+            ) from None
 
     def command(self) -> str:
         """The shell command Beam runs per worker. The shell records a failed hand-off's exit
@@ -112,7 +134,8 @@ class WarmWorkers:
                 p.kill()
                 p.wait()
         self._listener.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> WarmWorkers:
         return self

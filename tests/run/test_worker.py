@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,3 +66,23 @@ def test_warm_workers_are_stopped_and_cleaned_up_when_unused() -> None:
         assert warm.exit_codes() == []
     assert not os.path.exists(folder)
     assert warm.exit_codes() == []  # stopped by us (SIGTERM) is not a failure the driver reports
+
+
+def test_a_deep_temporary_folder_still_leaves_room_for_the_socket(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with WarmWorkers(1) as warm:
+        assert len(warm.socket_path.encode()) <= 100 and warm.socket_path.startswith("/tmp/")
+        assert oct(os.stat(os.path.dirname(warm.socket_path)).st_mode & 0o777) == "0o700"
+    assert not list(deep.iterdir())  # the folder tried first was removed
+
+
+def test_workers_that_cannot_start_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    with pytest.raises(ConfigError, match=r"cannot start the worker processes \(BlockingIOError\)"):
+        WarmWorkers(2)
