@@ -35,7 +35,7 @@ from types import TracebackType
 
 from pipeline.errors import AuditveilError, ConfigError
 
-# Exit status of a worker that cannot import auditveil (see worker_command).
+# Exit status of a worker that cannot import auditveil (see _WORKER_BOOTSTRAP).
 _CANNOT_IMPORT = 3
 
 _WORKER_BOOTSTRAP = """import signal, sys
@@ -89,8 +89,9 @@ class WarmWorkers:
         self._closed = False
         self._dir = ""
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener: socket.socket | None = None
         try:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._dir = _private_dir()
             self.socket_path = os.path.join(self._dir, "hand-off")
             self.exit_file = os.path.join(self._dir, "exits")
@@ -133,7 +134,8 @@ class WarmWorkers:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        self._listener.close()
+        if self._listener is not None:
+            self._listener.close()
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
 
