@@ -144,7 +144,7 @@ class PipelineSettings:
     policy_dir: str = ""  # empty: the policies shipped in schemas/policy
     batch_size: int = 20_000  # events per sanitised batch (one Parquet file per partition)
     split_bytes: int = 16 * 1024 * 1024  # line-delimited inputs are read in ranges of this size
-    workers: int = 0  # 0: one per core, fewer for small inputs (run/batch.py default_workers)
+    workers: int = 0  # 0: one per core, fewer for small inputs (run/sizing.py default_workers)
     max_record_bytes: int = 8 * 1024 * 1024
     max_decompressed_bytes: int = 1024 * 1024 * 1024  # gzip bomb guard, per file
     max_depth: int = 64

@@ -8,7 +8,6 @@ same pipeline elsewhere (FlinkRunner, PrismRunner, …).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -114,17 +113,8 @@ def run_batch(tasks: Sequence[ReadTask], config: StageConfig, *, workers: int, b
               on_tick: Callable[[], None] | None = None, warm: WarmWorkers | None = None) -> BatchResult:
     """Run the pipeline to completion; ``on_tick`` is called about twice a second meanwhile.
 
-    On the local runner with several workers, ``warm`` are their processes, started early by
-    the caller (see run/worker.py); without it they are started here."""
-    local = runs_locally(beam_args)
-    with contextlib.ExitStack() as stack:
-        if local and workers > 1 and warm is None:
-            warm = stack.enter_context(WarmWorkers(workers))
-        return _run_batch(tasks, config, workers, beam_args, on_tick, warm if local and workers > 1 else None)
-
-
-def _run_batch(tasks: Sequence[ReadTask], config: StageConfig, workers: int, beam_args: Sequence[str],
-               on_tick: Callable[[], None] | None, warm: WarmWorkers | None) -> BatchResult:
+    ``warm``: on the local runner with several workers, their processes, started by the caller
+    (see run/worker.py); without them the local runner's workers are threads of this process."""
     options = pipeline_options(workers, beam_args)
     local = runs_locally(beam_args)
     runner = _local_runner(warm) if local else None

@@ -8,16 +8,13 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.config import Settings, with_overrides
 from pipeline.errors import ConfigError, HsmUnavailable
 from pipeline.run.inputs import Plan
 from pipeline.run.summary import RunSummary
 from pipeline.sources.decode import FORMATS
-
-if TYPE_CHECKING:
-    from pipeline.run.worker import WarmWorkers
 
 RUN_HELP = """\
 Read audit logs, replace every identifier with an HSM-keyed token, and write:
@@ -137,20 +134,15 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if not args.input:
         raise ConfigError("give at least one --input (or --streaming with Kafka options)")
     from pipeline.run.inputs import plan_inputs
-    from pipeline.run.sizing import default_workers, runs_locally, workers_for
-    from pipeline.run.worker import WarmWorkers
+    from pipeline.run.sizing import default_workers
 
     check_locations(args.out, args.lookup)
     check_jurisdiction(settings, args)
     configured = args.workers if args.workers is not None else settings.pipeline.workers
-    plan = plan_inputs(args, settings, default_workers(configured))
-    n = workers_for(plan, configured)
-    extra = beam_args(args)
-    with contextlib.ExitStack() as stack:
-        # Started before this process imports Beam: both import at once (see run/worker.py).
-        warm = stack.enter_context(WarmWorkers(n)) if n > 1 and runs_locally(extra) else None
-        summary = run_job(settings, plan, args.out, args.lookup, args.format, workers=n,
-                          progress=not args.no_progress, beam_args=extra, warm=warm)
+    summary = run_job(
+        settings, plan_inputs(args, settings, default_workers(configured)), args.out, args.lookup, args.format,
+        workers=configured, progress=not args.no_progress, beam_args=beam_args(args),
+    )
     print(summary.render())
     if args.summary_json:
         with open(args.summary_json, "wb") as fh:
@@ -159,14 +151,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: str = "auto", *,
-            workers: int | None = None, progress: bool = True, beam_args: Sequence[str] = (),
-            warm: WarmWorkers | None = None) -> RunSummary:
-    """Run the batch pipeline over ``plan`` and write its summary beside the output; ``warm``:
-    worker processes the caller has started already (else they start when needed)."""
-    from pipeline.run.batch import run_batch
-    from pipeline.run.progress import ProgressView
-    from pipeline.run.sizing import workers_for
-    from pipeline.run.stages import StageConfig
+            workers: int | None = None, progress: bool = True, beam_args: Sequence[str] = ()) -> RunSummary:
+    """Run the batch pipeline over ``plan`` and write its summary beside the output."""
+    from pipeline.run.sizing import runs_locally, workers_for
+    from pipeline.run.worker import WarmWorkers
     from pipeline.sanitise.policy import load_policies
     from pipeline.storage.fs import check_writable, resolve, write_bytes_atomic
 
@@ -177,15 +165,23 @@ def run_job(settings: Settings, plan: Plan, out_uri: str, lookup_uri: str, fmt: 
     check_writable(resolve(lookup_uri, settings.storage))
     der = custodian_key(settings)  # fail closed before any work
     n = workers_for(plan, workers if workers is not None else settings.pipeline.workers)
-    with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
-        # Workers never get the custodian PIN: they seal with the public key only.
-        worker_settings = with_overrides(settings, "pkcs11", custodian_pin=None, custodian_pin_file=None)
-        config = StageConfig(worker_settings, out_uri, lookup_uri, fmt, der, progress_dir)
-        view = ProgressView(progress_dir, plan.total_bytes, enabled=progress)
-        try:
-            result = run_batch(plan.tasks, config, workers=n, beam_args=beam_args, on_tick=view.tick, warm=warm)
-        finally:
-            view.close()
+    # Local worker processes start before this process imports Beam, so that both import at once
+    # (see run/worker.py).
+    with WarmWorkers(n) if n > 1 and runs_locally(beam_args) else contextlib.nullcontext() as warm:
+        from pipeline.run.batch import run_batch
+        from pipeline.run.progress import ProgressView
+        from pipeline.run.stages import StageConfig
+
+        with tempfile.TemporaryDirectory(prefix="auditveil-progress-") as progress_dir:
+            # Workers never get the custodian PIN: they seal with the public key only.
+            worker_settings = with_overrides(settings, "pkcs11", custodian_pin=None, custodian_pin_file=None)
+            config = StageConfig(worker_settings, out_uri, lookup_uri, fmt, der, progress_dir)
+            view = ProgressView(progress_dir, plan.total_bytes, enabled=progress)
+            try:
+                result = run_batch(plan.tasks, config, workers=n, beam_args=beam_args, on_tick=view.tick,
+                                   warm=warm)
+            finally:
+                view.close()
     if plan.to_record:
         # Only now is every object's output durable: record them, so the next run skips them.
         # A crash before this line makes the next run redo them into the same file names.
