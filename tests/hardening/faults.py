@@ -154,3 +154,11 @@ def event_tokens(out: Path) -> set[str]:
     for row in dataset_rows(out):
         found.update(m.group(0) for m in TOKEN_RE.finditer(row))
     return found
+
+
+def assert_visible_output_consistent(out: Path, lookup: Path) -> None:
+    """What a stopped run left visible is complete, and every token in it has its sealed lookup
+    entry: no token reaches analysts before its entry is durable."""
+    for p in event_files(out):
+        pq.read_table(p)  # a visible file is always complete
+    assert event_tokens(out) <= lookup_tokens(lookup)

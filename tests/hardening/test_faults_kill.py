@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from tests.hardening.faults import (
     Running,
+    assert_visible_output_consistent,
     dataset_rows,
     event_files,
     event_tokens,
@@ -53,9 +53,7 @@ def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(
             run.kill()
         killed_with.append(len(dataset_rows(out)))
         assert not finished, f"the run ended before kill point {i}: {run.output()[-2000:]}"
-        for p in event_files(out):
-            pq.read_table(p)  # a visible file is always complete
-        assert event_tokens(out) <= lookup_tokens(lookup)
+        assert_visible_output_consistent(out, lookup)
     assert killed_with[-1] > 0, "no kill landed after files were written"
     assert killed_with[-1] < fault_inputs[1], "the last kill landed after the run was complete"
 

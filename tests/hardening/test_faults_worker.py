@@ -16,14 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from tests.hardening.faults import (
     Running,
+    assert_visible_output_consistent,
     event_files,
-    event_tokens,
-    lookup_tokens,
     run_args,
     run_cli,
     wait_for,
@@ -88,12 +86,6 @@ def _ended(workers: list[int]) -> None:
              "the worker processes to end")
 
 
-def _complete(out: Path, lookup: Path) -> None:
-    for p in event_files(out):
-        pq.read_table(p)  # what became visible is complete
-    assert event_tokens(out) <= lookup_tokens(lookup)
-
-
 def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp_path: Path) -> None:
     run, out, lookup = _long_run(operator_env, tmp_path)
     try:
@@ -110,7 +102,7 @@ def test_a_worker_killed_mid_run_stops_the_run(operator_env: dict[str, str], tmp
     assert "a worker process stopped unexpectedly (signal 9)" in text
     assert "re-run the same command to finish" in text
     assert "Traceback" not in text
-    _complete(out, lookup)
+    assert_visible_output_consistent(out, lookup)
 
 
 def test_workers_end_when_the_driver_is_killed(operator_env: dict[str, str], tmp_path: Path) -> None:
@@ -145,7 +137,7 @@ def test_ctrl_c_stops_the_run_and_its_workers(operator_env: dict[str, str], tmp_
     text = run.output()
     assert code == 130, text[-2000:]
     assert "Traceback" not in text
-    _complete(out, lookup)
+    assert_visible_output_consistent(out, lookup)
 
 
 def _cmdline(pid: int) -> str:
