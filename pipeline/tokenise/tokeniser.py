@@ -39,9 +39,15 @@ class NewEntry:
 _Key = tuple[str, str, str]
 
 
-def _evict_oldest_tenth(cache: dict[_Key, str], cap: int) -> None:
-    for old in list(islice(cache, max(1, cap // 10))):
-        del cache[old]
+def _put_bounded(cache: dict[_Key, str], cap: int, key: _Key, token: str) -> None:
+    """Remember ``key`` → ``token`` in ``cache``, which holds at most ``cap`` entries: when full,
+    the oldest tenth goes. A cap of 0 remembers nothing."""
+    if not cap:
+        return
+    if len(cache) >= cap:
+        for old in list(islice(cache, max(1, cap // 10))):
+            del cache[old]
+    cache[key] = token
 
 
 class SharedTokens:
@@ -67,26 +73,18 @@ class SharedTokens:
         return self._minted.get(key)
 
     def add_minted(self, key: _Key, token: str) -> None:
-        if not self._cap:
-            return
         with self._lock:
-            if len(self._minted) >= self._cap:
-                _evict_oldest_tenth(self._minted, self._cap)
-            self._minted[key] = token
+            _put_bounded(self._minted, self._cap, key, token)
 
     def publish(self, entries: Iterable[NewEntry]) -> None:
         """Call only after ``entries`` are written: from then on any tokeniser may reuse them."""
-        if not self._cap:
-            return
         with self._lock:
             for e in entries:
                 if e.key_version != self.key_version:
                     continue
                 key = (e.domain, e.sub, e.value)
                 self._minted.pop(key, None)
-                if len(self._durable) >= self._cap:
-                    _evict_oldest_tenth(self._durable, self._cap)
-                self._durable[key] = e.token
+                _put_bounded(self._durable, self._cap, key, e.token)
 
 
 class Tokeniser:
@@ -116,7 +114,7 @@ class Tokeniser:
         if tok is None and self._shared is not None:
             tok = self._shared.durable(k)  # its entry is already durable: nothing to seal
             if tok is not None:
-                self._remember(k, tok)
+                _put_bounded(self._cache, self._cap, k, tok)
         if tok is not None:
             self.cache_hits += 1
             return tok
@@ -128,15 +126,9 @@ class Tokeniser:
             tok = format_token(domain, self._version, mac)
             if self._shared is not None:
                 self._shared.add_minted(k, tok)
-        self._remember(k, tok)
+        _put_bounded(self._cache, self._cap, k, tok)
         self.pending.append(NewEntry(tok, domain, self._version, value, sub))
         return tok
-
-    def _remember(self, k: _Key, tok: str) -> None:
-        if self._cap:
-            if len(self._cache) >= self._cap:
-                _evict_oldest_tenth(self._cache, self._cap)
-            self._cache[k] = tok
 
     def probe(self) -> None:
         """Raise HsmUnavailable unless the HSM still answers (call before each batch)."""
